@@ -1,0 +1,3 @@
+//! Deterministic network simulator for JetStreamProto.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
