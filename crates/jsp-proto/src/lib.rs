@@ -8,3 +8,6 @@
 #![warn(missing_docs)]
 
 pub mod time;
+pub mod crypto;
+pub mod identity;
+pub mod wire;

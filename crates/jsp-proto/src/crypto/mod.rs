@@ -1,0 +1,1 @@
+//! Cryptography: the provider trait, the aws-lc-rs provider, the key schedule and packet keys.

@@ -1,0 +1,1 @@
+//! Identities: Ed25519 keys, fingerprints and the JetStreamProto certificate format.

@@ -1,0 +1,1 @@
+//! Wire codec: varints, packet headers, packet numbers, frames, transport parameters and handshake messages.
