@@ -11,3 +11,6 @@ pub mod time;
 pub mod crypto;
 pub mod identity;
 pub mod wire;
+pub mod error;
+pub mod range_set;
+pub mod recovery;
