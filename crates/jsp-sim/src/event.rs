@@ -86,7 +86,10 @@ mod tests {
     use super::*;
 
     fn timer(node: usize) -> Event {
-        Event::Timer { node: NodeId(node), requested: Instant::ZERO }
+        Event::Timer {
+            node: NodeId(node),
+            requested: Instant::ZERO,
+        }
     }
 
     #[test]

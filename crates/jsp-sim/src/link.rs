@@ -57,7 +57,10 @@ impl LinkConfig {
 
     /// A perfect link with the given one-way delay: no jitter, no bandwidth limit, no loss.
     pub fn with_delay(delay: Duration) -> Self {
-        LinkConfig { delay, ..LinkConfig::default() }
+        LinkConfig {
+            delay,
+            ..LinkConfig::default()
+        }
     }
 }
 
@@ -92,7 +95,9 @@ pub struct Counter {
 impl Counter {
     pub(crate) fn add(&mut self, len: usize) {
         self.datagrams += 1;
-        self.bytes = self.bytes.saturating_add(u64::try_from(len).unwrap_or(u64::MAX));
+        self.bytes = self
+            .bytes
+            .saturating_add(u64::try_from(len).unwrap_or(u64::MAX));
     }
 }
 
@@ -130,7 +135,11 @@ pub(crate) enum Transit {
     /// Dropped; the fate says why.
     Dropped(Fate),
     /// Will arrive at `at`; `corrupted` if a bit was flipped (the payload was modified in place).
-    Arrives { at: Instant, corrupted: bool, duplicated: bool },
+    Arrives {
+        at: Instant,
+        corrupted: bool,
+        duplicated: bool,
+    },
 }
 
 /// The private state of one link direction.
@@ -167,7 +176,12 @@ impl Link {
 
     /// Sends `payload` into the link at `now` under `cfg`, updating the counters for every
     /// outcome except delivery (counted when the datagram arrives).
-    pub(crate) fn transmit(&mut self, cfg: &LinkConfig, now: Instant, payload: &mut [u8]) -> Transit {
+    pub(crate) fn transmit(
+        &mut self,
+        cfg: &LinkConfig,
+        now: Instant,
+        payload: &mut [u8],
+    ) -> Transit {
         let len = payload.len();
         if len > cfg.mtu {
             self.stats.mtu_dropped.add(len);
@@ -199,7 +213,11 @@ impl Link {
         if duplicated {
             self.stats.duplicated.add(len);
         }
-        Transit::Arrives { at, corrupted, duplicated }
+        Transit::Arrives {
+            at,
+            corrupted,
+            duplicated,
+        }
     }
 
     /// Admits `len` bytes to the bottleneck and returns their departure time, or `None` on tail
@@ -250,51 +268,98 @@ mod tests {
         };
         let mut link = Link::new(0, 1);
         let mut payload = vec![0u8; 1000];
-        let arrivals: Vec<Transit> =
-            (0..5).map(|_| link.transmit(&cfg, Instant::ZERO, &mut payload)).collect();
-        let at = |ms| Transit::Arrives { at: Instant::from_nanos(ms * MS), corrupted: false, duplicated: false };
+        let arrivals: Vec<Transit> = (0..5)
+            .map(|_| link.transmit(&cfg, Instant::ZERO, &mut payload))
+            .collect();
+        let at = |ms| Transit::Arrives {
+            at: Instant::from_nanos(ms * MS),
+            corrupted: false,
+            duplicated: false,
+        };
         assert_eq!(arrivals[0], at(18));
         assert_eq!(arrivals[1], at(26));
         assert_eq!(arrivals[2], at(34));
         assert_eq!(arrivals[3], Transit::Dropped(Fate::QueueDropped));
         assert_eq!(arrivals[4], Transit::Dropped(Fate::QueueDropped));
-        assert_eq!(link.stats.queue_dropped, Counter { datagrams: 2, bytes: 2000 });
+        assert_eq!(
+            link.stats.queue_dropped,
+            Counter {
+                datagrams: 2,
+                bytes: 2000
+            }
+        );
         // At 8 ms the first datagram has left the bottleneck: room for exactly one more.
         let later = Instant::from_nanos(8 * MS);
         assert_eq!(link.transmit(&cfg, later, &mut payload), at(42));
-        assert_eq!(link.transmit(&cfg, later, &mut payload), Transit::Dropped(Fate::QueueDropped));
+        assert_eq!(
+            link.transmit(&cfg, later, &mut payload),
+            Transit::Dropped(Fate::QueueDropped)
+        );
     }
 
     #[test]
     fn zero_bandwidth_is_a_dead_link() {
-        let cfg = LinkConfig { bandwidth_bps: Some(0), ..LinkConfig::default() };
+        let cfg = LinkConfig {
+            bandwidth_bps: Some(0),
+            ..LinkConfig::default()
+        };
         let mut link = Link::new(0, 1);
-        assert_eq!(link.transmit(&cfg, Instant::ZERO, &mut [1]), Transit::Dropped(Fate::QueueDropped));
+        assert_eq!(
+            link.transmit(&cfg, Instant::ZERO, &mut [1]),
+            Transit::Dropped(Fate::QueueDropped)
+        );
     }
 
     #[test]
     fn mtu_drops_larger_datagrams_only() {
-        let cfg = LinkConfig { mtu: 100, ..LinkConfig::default() };
+        let cfg = LinkConfig {
+            mtu: 100,
+            ..LinkConfig::default()
+        };
         let mut link = Link::new(0, 1);
-        assert!(matches!(link.transmit(&cfg, Instant::ZERO, &mut [0; 100]), Transit::Arrives { .. }));
-        assert_eq!(link.transmit(&cfg, Instant::ZERO, &mut [0; 101]), Transit::Dropped(Fate::MtuDropped));
-        assert_eq!(link.stats.mtu_dropped, Counter { datagrams: 1, bytes: 101 });
+        assert!(matches!(
+            link.transmit(&cfg, Instant::ZERO, &mut [0; 100]),
+            Transit::Arrives { .. }
+        ));
+        assert_eq!(
+            link.transmit(&cfg, Instant::ZERO, &mut [0; 101]),
+            Transit::Dropped(Fate::MtuDropped)
+        );
+        assert_eq!(
+            link.stats.mtu_dropped,
+            Counter {
+                datagrams: 1,
+                bytes: 101
+            }
+        );
     }
 
     #[test]
     fn corruption_flips_exactly_one_bit() {
-        let cfg = LinkConfig { corrupt: 1.0, ..LinkConfig::default() };
+        let cfg = LinkConfig {
+            corrupt: 1.0,
+            ..LinkConfig::default()
+        };
         let mut link = Link::new(3, 1);
         for _ in 0..100 {
             let mut payload = vec![0u8; 37];
             assert!(matches!(
                 link.transmit(&cfg, Instant::ZERO, &mut payload),
-                Transit::Arrives { corrupted: true, .. }
+                Transit::Arrives {
+                    corrupted: true,
+                    ..
+                }
             ));
             assert_eq!(payload.iter().map(|b| b.count_ones()).sum::<u32>(), 1);
         }
         // An empty payload has no bit to flip.
-        assert!(matches!(link.transmit(&cfg, Instant::ZERO, &mut []), Transit::Arrives { corrupted: false, .. }));
+        assert!(matches!(
+            link.transmit(&cfg, Instant::ZERO, &mut []),
+            Transit::Arrives {
+                corrupted: false,
+                ..
+            }
+        ));
     }
 
     #[test]
@@ -306,7 +371,8 @@ mod tests {
         };
         let mut link = Link::new(9, 1);
         for _ in 0..1000 {
-            let Transit::Arrives { at, .. } = link.transmit(&cfg, Instant::ZERO, &mut [0; 10]) else {
+            let Transit::Arrives { at, .. } = link.transmit(&cfg, Instant::ZERO, &mut [0; 10])
+            else {
                 panic!("perfect link dropped a datagram");
             };
             assert!(at >= Instant::from_nanos(5 * MS) && at <= Instant::from_nanos(7 * MS));

@@ -36,7 +36,12 @@ impl LossModel {
         match *self {
             LossModel::None => 0.0,
             LossModel::Random(p) => clamp01(p),
-            LossModel::GilbertElliott { p_good_to_bad, p_bad_to_good, loss_in_good, loss_in_bad } => {
+            LossModel::GilbertElliott {
+                p_good_to_bad,
+                p_bad_to_good,
+                loss_in_good,
+                loss_in_bad,
+            } => {
                 let (gb, bg) = (clamp01(p_good_to_bad), clamp01(p_bad_to_good));
                 if gb + bg == 0.0 {
                     // The chain never leaves the good state it starts in.
@@ -80,8 +85,17 @@ impl LossState {
         match *model {
             LossModel::None => false,
             LossModel::Random(p) => chance(rng, p),
-            LossModel::GilbertElliott { p_good_to_bad, p_bad_to_good, loss_in_good, loss_in_bad } => {
-                let flip = if self.bad { p_bad_to_good } else { p_good_to_bad };
+            LossModel::GilbertElliott {
+                p_good_to_bad,
+                p_bad_to_good,
+                loss_in_good,
+                loss_in_bad,
+            } => {
+                let flip = if self.bad {
+                    p_bad_to_good
+                } else {
+                    p_good_to_bad
+                };
                 if chance(rng, flip) {
                     self.bad = !self.bad;
                 }
@@ -136,6 +150,9 @@ mod tests {
         assert!((rate - 0.1).abs() < 0.02, "loss rate {rate}");
         let bursts = outcomes.windows(2).filter(|w| !w[0] && w[1]).count();
         let mean_burst = lost as f64 / bursts as f64;
-        assert!(mean_burst > 8.0 && mean_burst < 14.0, "mean burst {mean_burst}");
+        assert!(
+            mean_burst > 8.0 && mean_burst < 14.0,
+            "mean burst {mean_burst}"
+        );
     }
 }

@@ -75,7 +75,8 @@ impl Scope {
 pub struct MiddleboxId(pub(crate) usize);
 
 /// A middlebox that forwards everything and keeps a copy of each datagram with the time it saw
-/// it: the first half of a replay attack (the second is [`Simulator::inject`](crate::Simulator::inject)).
+/// it: the first half of a replay attack (the second is
+/// [`Simulator::inject`](crate::Simulator::inject)).
 #[derive(Clone, Debug, Default)]
 pub struct Recorder {
     /// Every datagram seen, oldest first.

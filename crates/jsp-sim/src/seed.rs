@@ -20,14 +20,14 @@ pub fn seed_from_env(default: u64) -> u64 {
 /// Runs `f` once per seed in `0..count`, or only for the seed in `JSP_SIM_SEED` when it is set.
 /// If `f` panics, prints `jsp-sim: failing seed N (replay with JSP_SIM_SEED=N)` to stderr and
 /// resumes the panic.
-pub fn for_each_seed(count: u64, f: impl Fn(u64)) {
+pub fn for_each_seed(count: u64, mut f: impl FnMut(u64)) {
     match parse_seed(std::env::var(SEED_ENV).ok().as_deref()) {
-        Some(seed) => run_seed(seed, &f),
-        None => (0..count).for_each(|seed| run_seed(seed, &f)),
+        Some(seed) => run_seed(seed, &mut f),
+        None => (0..count).for_each(|seed| run_seed(seed, &mut f)),
     }
 }
 
-fn run_seed(seed: u64, f: &impl Fn(u64)) {
+fn run_seed(seed: u64, f: &mut impl FnMut(u64)) {
     if let Err(panic) = catch_unwind(AssertUnwindSafe(|| f(seed))) {
         eprintln!("jsp-sim: failing seed {seed} (replay with {SEED_ENV}={seed})");
         resume_unwind(panic);
@@ -77,7 +77,10 @@ mod tests {
             for_each_seed(10, |seed| assert!(seed < 3, "boom at {seed}"));
         }));
         let payload = result.expect_err("seed 3 must fail");
-        let message = payload.downcast_ref::<String>().cloned().unwrap_or_default();
+        let message = payload
+            .downcast_ref::<String>()
+            .cloned()
+            .unwrap_or_default();
         assert_eq!(message, "boom at 3");
     }
 }

@@ -7,16 +7,15 @@
 //! through [`Simulator::node_mut`] or [`Simulator::wake`] are serviced the same way before the
 //! next event.
 
-use core::time::Duration;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
 use jsp_proto::time::Instant;
 
-use crate::capture::{Capture, CaptureRecord, Fate, Origin};
+use crate::capture::Capture;
 use crate::event::{Event, EventQueue};
-use crate::link::{Counter, Link, LinkConfig, LinkStats, Transit};
-use crate::middlebox::{Middlebox, MiddleboxId, MiddleboxSlot, Scope, Verdict};
+use crate::link::{Counter, Link, LinkConfig, LinkStats};
+use crate::middlebox::{Middlebox, MiddleboxId, MiddleboxSlot, Scope};
 use crate::node::{Datagram, Node, NodeId, NodeSlot};
 
 /// How a simulation is set up.
@@ -28,8 +27,8 @@ pub struct SimConfig {
     /// [`Simulator::set_link`].
     pub default_link: LinkConfig,
     /// Whether datagrams in flight to a node's old address when it rebinds are still delivered
-    /// to it (`true`), or dropped as [`Fate::AddressGone`] (`false`, the default, like a NAT
-    /// that forgot the old mapping).
+    /// to it (`true`), or dropped as [`Fate::AddressGone`](crate::Fate::AddressGone) (`false`,
+    /// the default, like a NAT that forgot the old mapping).
     pub deliver_after_rebind: bool,
     /// Livelock guard: the simulator panics if more than this many events and transmitted
     /// datagrams happen without virtual time advancing.
@@ -46,7 +45,10 @@ impl SimConfig {
 
     /// The default configuration with the given seed.
     pub fn with_seed(seed: u64) -> Self {
-        SimConfig { seed, ..SimConfig::default() }
+        SimConfig {
+            seed,
+            ..SimConfig::default()
+        }
     }
 }
 
@@ -100,6 +102,12 @@ struct MiddleboxEntry {
 }
 
 /// A deterministic n-node datagram network on a virtual clock.
+///
+/// Build it from a [`SimConfig`], add nodes with [`add_node`](Self::add_node), configure links
+/// with [`set_link`](Self::set_link), install [`Middlebox`]es, then drive it with
+/// [`step`](Self::step), [`run_until`](Self::run_until) or [`run_while`](Self::run_while) and
+/// inspect nodes with [`node`](Self::node), counters with [`link_stats`](Self::link_stats) and the
+/// wire with [`capture`](Self::capture).
 pub struct Simulator {
     config: SimConfig,
     now: Instant,
@@ -154,7 +162,12 @@ impl Simulator {
             panic!("jsp-sim: cannot add a node at {addr}: {other} is bound there");
         }
         let id = NodeId(self.nodes.len());
-        self.nodes.push(NodeEntry { slot: Box::new(node), addr, timer: None, dirty: true });
+        self.nodes.push(NodeEntry {
+            slot: Box::new(node),
+            addr,
+            timer: None,
+            dirty: true,
+        });
         self.by_addr.insert(addr, id);
         id
     }
@@ -264,7 +277,10 @@ impl Simulator {
 
     /// The counters of the direction `from -> to` (all zero if it never carried anything).
     pub fn link_stats(&self, from: NodeId, to: NodeId) -> LinkStats {
-        self.links.get(&(from, to)).map(|link| link.stats).unwrap_or_default()
+        self.links
+            .get(&(from, to))
+            .map(|link| link.stats)
+            .unwrap_or_default()
     }
 
     /// The counters of every direction that exists, ordered by `(from, to)`.
@@ -279,25 +295,38 @@ impl Simulator {
 
     fn link_mut(&mut self, from: NodeId, to: NodeId) -> &mut Link {
         let seed = self.config.seed;
-        self.links.entry((from, to)).or_insert_with(|| Link::new(seed, link_stream(from, to)))
+        self.links
+            .entry((from, to))
+            .or_insert_with(|| Link::new(seed, link_stream(from, to)))
     }
 
     // ---- middleboxes and injection -----------------------------------------------------------
 
     /// Installs a middlebox. Middleboxes covering a link see its datagrams in installation order.
     pub fn add_middlebox<M: Middlebox>(&mut self, scope: Scope, middlebox: M) -> MiddleboxId {
-        self.middleboxes.push(Some(MiddleboxEntry { scope, slot: Box::new(middlebox) }));
+        self.middleboxes.push(Some(MiddleboxEntry {
+            scope,
+            slot: Box::new(middlebox),
+        }));
         MiddleboxId(self.middleboxes.len() - 1)
     }
 
     /// Uninstalls a middlebox; returns whether it was installed.
     pub fn remove_middlebox(&mut self, id: MiddleboxId) -> bool {
-        self.middleboxes.get_mut(id.0).and_then(Option::take).is_some()
+        self.middleboxes
+            .get_mut(id.0)
+            .and_then(Option::take)
+            .is_some()
     }
 
     /// The middlebox `id` as its concrete type, or `None` if removed or of another type.
     pub fn try_middlebox<M: Middlebox>(&self, id: MiddleboxId) -> Option<&M> {
-        self.middleboxes.get(id.0)?.as_ref()?.slot.as_any().downcast_ref()
+        self.middleboxes
+            .get(id.0)?
+            .as_ref()?
+            .slot
+            .as_any()
+            .downcast_ref()
     }
 
     /// The middlebox `id` as its concrete type.
@@ -306,8 +335,13 @@ impl Simulator {
     ///
     /// If it was removed or is not an `M`.
     pub fn middlebox<M: Middlebox>(&self, id: MiddleboxId) -> &M {
-        self.try_middlebox(id)
-            .unwrap_or_else(|| panic!("jsp-sim: middlebox {} is not a {}", id.0, core::any::type_name::<M>()))
+        self.try_middlebox(id).unwrap_or_else(|| {
+            panic!(
+                "jsp-sim: middlebox {} is not a {}",
+                id.0,
+                core::any::type_name::<M>()
+            )
+        })
     }
 
     /// Mutable access to the middlebox `id` as its concrete type.
@@ -320,13 +354,20 @@ impl Simulator {
             .get_mut(id.0)
             .and_then(Option::as_mut)
             .and_then(|entry| entry.slot.as_any_mut().downcast_mut())
-            .unwrap_or_else(|| panic!("jsp-sim: middlebox {} is not a {}", id.0, core::any::type_name::<M>()))
+            .unwrap_or_else(|| {
+                panic!(
+                    "jsp-sim: middlebox {} is not a {}",
+                    id.0,
+                    core::any::type_name::<M>()
+                )
+            })
     }
 
     /// Delivers `datagram` to the node bound to its destination at time `at` (now, if earlier),
     /// bypassing links and middleboxes: a forged or replayed packet from an on-path attacker.
     pub fn inject(&mut self, at: Instant, datagram: Datagram) {
-        self.events.push(at.max(self.now), Event::Inject { datagram });
+        self.events
+            .push(at.max(self.now), Event::Inject { datagram });
     }
 
     /// The wire capture.
@@ -337,305 +378,6 @@ impl Simulator {
     /// The wire capture, to clear it.
     pub fn capture_mut(&mut self) -> &mut Capture {
         &mut self.capture
-    }
-
-    // ---- driving -----------------------------------------------------------------------------
-
-    /// The time of the next event, after servicing touched nodes and discarding stale timers;
-    /// `None` if nothing is scheduled.
-    pub fn next_event_time(&mut self) -> Option<Instant> {
-        self.service_dirty();
-        while let Some((_, event)) = self.events.peek() {
-            if !self.is_stale(event) {
-                break;
-            }
-            self.events.pop();
-        }
-        self.events.peek().map(|(at, _)| at)
-    }
-
-    /// How many events are scheduled (stale timers included).
-    pub fn pending_events(&self) -> usize {
-        self.events.len()
-    }
-
-    /// Processes the next event, advancing the clock to it. Returns `false` if nothing is
-    /// scheduled.
-    ///
-    /// # Panics
-    ///
-    /// On livelock: more than [`SimConfig::max_events_per_instant`] events without the clock
-    /// advancing.
-    pub fn step(&mut self) -> bool {
-        if self.next_event_time().is_none() {
-            return false;
-        }
-        let Some((at, event)) = self.events.pop() else {
-            return false;
-        };
-        self.advance(at);
-        self.count_event();
-        match event {
-            Event::Deliver { link, to, datagram, record } => self.deliver(link, to, datagram, record),
-            Event::Timer { node, .. } => {
-                self.nodes[node.0].timer = None;
-                let now = self.now;
-                self.nodes[node.0].slot.node().handle_timeout(now);
-                self.service(node);
-            }
-            Event::Inject { datagram } => self.deliver_injected(datagram),
-        }
-        true
-    }
-
-    /// Processes every event up to and including `deadline`, then sets the clock to `deadline`
-    /// (if it is later than now).
-    pub fn run_until(&mut self, deadline: Instant) {
-        while let Some(at) = self.next_event_time() {
-            if at > deadline {
-                break;
-            }
-            self.step();
-        }
-        self.advance(deadline);
-    }
-
-    /// [`run_until`](Self::run_until) `duration` from now.
-    pub fn run_for(&mut self, duration: Duration) {
-        self.run_until(self.now + duration);
-    }
-
-    /// Steps while `predicate` holds, checking it before every event, for at most `max` of
-    /// virtual time.
-    pub fn run_while(&mut self, mut predicate: impl FnMut(&mut Self) -> bool, max: Duration) -> StopReason {
-        let deadline = self.now + max;
-        loop {
-            if !predicate(self) {
-                return StopReason::PredicateFalse;
-            }
-            match self.next_event_time() {
-                None => return StopReason::Idle,
-                Some(at) if at > deadline => {
-                    self.advance(deadline);
-                    return StopReason::Deadline;
-                }
-                Some(_) => {
-                    self.step();
-                }
-            }
-        }
-    }
-
-    fn advance(&mut self, to: Instant) {
-        if to > self.now {
-            self.now = to;
-            self.events_this_instant = 0;
-        }
-    }
-
-    fn count_event(&mut self) {
-        self.stats.events += 1;
-        self.events_this_instant += 1;
-        if self.events_this_instant > self.config.max_events_per_instant {
-            panic!(
-                "jsp-sim: livelock: more than {} events at virtual time {} ns without time advancing \
-                 (raise SimConfig::max_events_per_instant if this is intended)",
-                self.config.max_events_per_instant,
-                self.now.as_nanos()
-            );
-        }
-    }
-
-    fn is_stale(&self, event: &Event) -> bool {
-        match *event {
-            Event::Timer { node, requested } => self.nodes[node.0].timer != Some(requested),
-            Event::Deliver { .. } | Event::Inject { .. } => false,
-        }
-    }
-
-    fn service_dirty(&mut self) {
-        for index in 0..self.nodes.len() {
-            if self.nodes[index].dirty {
-                self.service(NodeId(index));
-            }
-        }
-    }
-
-    /// Drains the node's transmit queue into the network and reschedules its timer.
-    fn service(&mut self, id: NodeId) {
-        let now = self.now;
-        self.nodes[id.0].dirty = false;
-        while let Some(datagram) = self.nodes[id.0].slot.node().poll_transmit(now) {
-            self.count_event();
-            self.send(id, datagram);
-        }
-        let entry = &mut self.nodes[id.0];
-        let timeout = entry.slot.node().poll_timeout();
-        if timeout != entry.timer {
-            entry.timer = timeout;
-            if let Some(requested) = timeout {
-                self.events.push(requested.max(now), Event::Timer { node: id, requested });
-            }
-        }
-    }
-
-    // ---- the path of a datagram --------------------------------------------------------------
-
-    fn record(&mut self, origin: Origin, datagram: &Datagram, fate: Fate) -> Option<usize> {
-        if self.capture.records().len() >= self.config.capture_limit {
-            self.capture.skip();
-            return None;
-        }
-        self.capture.push(CaptureRecord {
-            time: self.now,
-            origin,
-            src: datagram.src,
-            dst: datagram.dst,
-            payload: datagram.payload.clone(),
-            fate,
-            rewritten: false,
-            corrupted: false,
-            duplicated: false,
-        })
-    }
-
-    fn set_fate(&mut self, record: Option<usize>, fate: Fate) {
-        if let Some(record) = self.capture.get_mut(record) {
-            record.fate = fate;
-        }
-    }
-
-    /// A node sent `datagram`: middleboxes, then the link, then (maybe) a delivery event.
-    fn send(&mut self, from: NodeId, mut datagram: Datagram) {
-        datagram.src = self.nodes[from.0].addr;
-        let len = datagram.payload.len();
-        let Some(link_to) = self.node_at(datagram.dst) else {
-            self.stats.unroutable.add(len);
-            self.record(Origin::Node(from), &datagram, Fate::NoRoute);
-            return;
-        };
-        let link = (from, link_to);
-        self.link_mut(from, link_to).stats.sent.add(len);
-        let (verdict, rewritten) = self.run_middleboxes(link, &mut datagram);
-        let record = self.record(Origin::Node(from), &datagram, Fate::InFlight);
-        if let Some(r) = self.capture.get_mut(record) {
-            r.rewritten = rewritten;
-        }
-        let len = datagram.payload.len();
-        if verdict == Verdict::Drop {
-            self.link_mut(from, link_to).stats.middlebox_dropped.add(len);
-            self.set_fate(record, Fate::MiddleboxDropped);
-            return;
-        }
-        let Some(to) = self.node_at(datagram.dst) else {
-            self.link_mut(from, link_to).stats.unbound.add(len);
-            self.set_fate(record, Fate::NoRoute);
-            return;
-        };
-        let config = self.link_config(from, link_to).clone();
-        let now = self.now;
-        let transit = self.link_mut(from, link_to).transmit(&config, now, &mut datagram.payload);
-        let (at, duplicated) = match transit {
-            Transit::Dropped(fate) => {
-                self.set_fate(record, fate);
-                return;
-            }
-            Transit::Arrives { at, corrupted, duplicated } => {
-                if let Some(r) = self.capture.get_mut(record) {
-                    r.corrupted = corrupted;
-                    r.duplicated = duplicated;
-                }
-                (at, duplicated)
-            }
-        };
-        if duplicated {
-            let copy = datagram.clone();
-            let copy_record = match (record, self.capture.get_mut(record).cloned()) {
-                (Some(index), Some(mut original)) => {
-                    original.origin = Origin::Duplicate(index);
-                    original.duplicated = false;
-                    self.capture.push(original)
-                }
-                _ => {
-                    self.capture.skip();
-                    None
-                }
-            };
-            self.events.push(at, Event::Deliver { link, to, datagram, record });
-            self.events.push(at, Event::Deliver { link, to, datagram: copy, record: copy_record });
-        } else {
-            self.events.push(at, Event::Deliver { link, to, datagram, record });
-        }
-    }
-
-    /// Runs the middleboxes covering `link` over `datagram`; returns the verdict and whether the
-    /// datagram was changed. Their injections are scheduled.
-    fn run_middleboxes(&mut self, link: (NodeId, NodeId), datagram: &mut Datagram) -> (Verdict, bool) {
-        let now = self.now;
-        let limit = self.config.max_events_per_instant;
-        let mut injections = Vec::new();
-        let mut verdict = Verdict::Forward;
-        let mut original = None;
-        for entry in self.middleboxes.iter_mut().flatten() {
-            if !entry.scope.covers(link.0, link.1) {
-                continue;
-            }
-            if original.is_none() {
-                original = Some(datagram.clone());
-            }
-            let middlebox = entry.slot.middlebox();
-            verdict = middlebox.on_datagram(now, datagram);
-            while let Some(injection) = middlebox.poll_inject(now) {
-                injections.push(injection);
-                if u64::try_from(injections.len()).unwrap_or(u64::MAX) > limit {
-                    panic!("jsp-sim: livelock: a middlebox injected more than {limit} datagrams at once");
-                }
-            }
-            if verdict == Verdict::Drop {
-                break;
-            }
-        }
-        for injection in injections {
-            self.inject(injection.at, injection.datagram);
-        }
-        let rewritten = original.is_some_and(|original| original != *datagram);
-        (verdict, rewritten)
-    }
-
-    fn deliver(&mut self, link: (NodeId, NodeId), to: NodeId, datagram: Datagram, record: Option<usize>) {
-        let len = datagram.payload.len();
-        let bound = self.nodes[to.0].addr == datagram.dst;
-        if !bound && !self.config.deliver_after_rebind {
-            self.link_mut(link.0, link.1).stats.unbound.add(len);
-            self.set_fate(record, Fate::AddressGone);
-            return;
-        }
-        self.link_mut(link.0, link.1).stats.delivered.add(len);
-        self.set_fate(record, Fate::Delivered(self.now));
-        self.hand_to(to, datagram);
-    }
-
-    fn deliver_injected(&mut self, datagram: Datagram) {
-        let len = datagram.payload.len();
-        self.stats.injected.add(len);
-        let record = self.record(Origin::Injected, &datagram, Fate::InFlight);
-        match self.node_at(datagram.dst) {
-            Some(to) => {
-                self.set_fate(record, Fate::Delivered(self.now));
-                self.hand_to(to, datagram);
-            }
-            None => {
-                self.stats.unroutable.add(len);
-                self.set_fate(record, Fate::NoRoute);
-            }
-        }
-    }
-
-    fn hand_to(&mut self, to: NodeId, datagram: Datagram) {
-        let now = self.now;
-        tracing::trace!(%to, src = %datagram.src, len = datagram.payload.len(), "deliver");
-        self.nodes[to.0].slot.node().handle_datagram(now, datagram);
-        self.service(to);
     }
 }
 
@@ -657,5 +399,7 @@ impl core::fmt::Debug for Simulator {
     }
 }
 
+mod drive;
+mod path;
 #[cfg(test)]
 mod tests;
