@@ -7,10 +7,33 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-pub mod time;
+pub mod config;
+pub mod connection;
 pub mod crypto;
-pub mod identity;
-pub mod wire;
+pub mod endpoint;
 pub mod error;
+pub mod handshake;
+pub mod identity;
 pub mod range_set;
 pub mod recovery;
+pub mod time;
+pub mod wire;
+
+pub use config::{
+    ClientAuth, ClientConfig, EndpointConfig, RetryPolicy, ServerConfig, TransportConfig,
+    TrustPolicy,
+};
+pub use connection::{Connection, ConnectionStats, Dir, Event, StreamId, Transmit};
+pub use endpoint::{ConnectionHandle, Endpoint, EndpointEvent};
+pub use error::{CloseReason, ConnectionError, ErrorCode, HandshakeError};
+pub use time::{Instant, UnixTime};
+pub use wire::header::VERSION_1;
+
+/// Which end of a connection this is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Side {
+    /// The side that initiated the connection.
+    Client,
+    /// The side that accepted it.
+    Server,
+}

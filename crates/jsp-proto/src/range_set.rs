@@ -112,7 +112,7 @@ impl RangeSet {
     }
 
     /// Ranges in ascending order.
-    pub fn iter(&self) -> impl DoubleEndedIterator<Item = Range<u64>> + '_ {
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = Range<u64>> + ExactSizeIterator + '_ {
         self.map.iter().map(|(&s, &e)| s..e)
     }
 

@@ -75,6 +75,9 @@ mod tests {
         let b = Instant::from_nanos(25);
         assert_eq!(b - a, Duration::from_nanos(15));
         assert_eq!(a - b, Duration::ZERO);
-        assert_eq!(Instant::from_nanos(u64::MAX) + Duration::from_secs(1), Instant::from_nanos(u64::MAX));
+        assert_eq!(
+            Instant::from_nanos(u64::MAX) + Duration::from_secs(1),
+            Instant::from_nanos(u64::MAX)
+        );
     }
 }

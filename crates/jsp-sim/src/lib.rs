@@ -30,6 +30,7 @@
 #![warn(missing_docs)]
 
 mod capture;
+pub mod engine;
 mod event;
 mod link;
 mod loss;
@@ -40,6 +41,7 @@ mod sim;
 pub mod toy;
 
 pub use capture::{Capture, CaptureRecord, Fate, Origin};
+pub use engine::{EndpointNode, Pair};
 pub use link::{Counter, LinkConfig, LinkStats};
 pub use loss::LossModel;
 pub use middlebox::{Injection, Middlebox, MiddleboxId, Recorder, Scope, Verdict};

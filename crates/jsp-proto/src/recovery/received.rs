@@ -122,7 +122,11 @@ impl ReceivedPackets {
         let bits = (by % 64) as u32;
         if words > 0 {
             for i in (0..WORDS).rev() {
-                self.window[i] = if i >= words { self.window[i - words] } else { 0 };
+                self.window[i] = if i >= words {
+                    self.window[i - words]
+                } else {
+                    0
+                };
             }
         }
         if bits > 0 {
@@ -138,7 +142,7 @@ impl ReceivedPackets {
     }
 
     /// The ranges to acknowledge, highest first.
-    pub fn ack_ranges(&self) -> impl Iterator<Item = core::ops::Range<u64>> + '_ {
+    pub fn ack_ranges(&self) -> impl ExactSizeIterator<Item = core::ops::Range<u64>> + '_ {
         self.ranges.iter().rev()
     }
 

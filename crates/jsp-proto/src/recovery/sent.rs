@@ -226,16 +226,21 @@ mod tests {
         }
         assert_eq!(l.bytes_in_flight(), 6000);
         let mut acked = vec![];
-        let s = l.on_ack([4u64..6].into_iter(), |pn, _| acked.push(pn));
+        let s = l.on_ack(std::iter::once(4u64..6), |pn, _| acked.push(pn));
         assert_eq!(acked, vec![4, 5]);
         assert_eq!(s.largest_newly_acked, Some(5));
         let rtt = RttEstimator::new(Duration::from_millis(100));
         let mut lost = vec![];
         l.detect_lost(Instant::from_nanos(6_000_000), &rtt, |pn, _| lost.push(pn));
         assert_eq!(lost, vec![0, 1, 2]);
-        assert!(l.loss_time().is_some(), "packet 3 waits for the time threshold");
+        assert!(
+            l.loss_time().is_some(),
+            "packet 3 waits for the time threshold"
+        );
         let mut lost = vec![];
-        l.detect_lost(Instant::from_nanos(1_000_000_000), &rtt, |pn, _| lost.push(pn));
+        l.detect_lost(Instant::from_nanos(1_000_000_000), &rtt, |pn, _| {
+            lost.push(pn)
+        });
         assert_eq!(lost, vec![3]);
         assert_eq!(l.bytes_in_flight(), 0);
     }

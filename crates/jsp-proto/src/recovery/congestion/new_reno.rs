@@ -89,8 +89,16 @@ mod tests {
         c.on_congestion_event(t(110), t(60), false);
         assert_eq!(c.window(), w0 / 2, "same recovery period");
         c.on_ack(t(120), t(90), w0, Duration::from_millis(10));
-        assert_eq!(c.window(), w0 / 2, "packets sent before recovery do not grow the window");
+        assert_eq!(
+            c.window(),
+            w0 / 2,
+            "packets sent before recovery do not grow the window"
+        );
         c.on_ack(t(120), t(105), w0 / 2, Duration::from_millis(10));
-        assert_eq!(c.window(), w0 / 2 + 1200, "congestion avoidance: one packet per window");
+        assert_eq!(
+            c.window(),
+            w0 / 2 + 1200,
+            "congestion avoidance: one packet per window"
+        );
     }
 }

@@ -1,0 +1,295 @@
+//! Engine configuration: transport knobs shared by both sides, the client's trust policy and
+//! identity, and the server's identity, client-auth, Retry, ticket and limit policies.
+//!
+//! Every field is read by the engine; defaults follow PROTOCOL.md §8 and the original README.
+
+use core::time::Duration;
+use std::sync::Arc;
+
+use crate::crypto::CipherSuite;
+use crate::error::ConfigError;
+use crate::identity::{Certificate, Fingerprint, Identity, PublicKey};
+use crate::VERSION_1;
+
+/// Transport settings used by both clients and servers.
+#[derive(Clone, Debug)]
+pub struct TransportConfig {
+    /// Close the connection after this long without receiving anything (0 = never).
+    pub idle_timeout: Duration,
+    /// Fail a handshake that has not completed within this time.
+    pub handshake_timeout: Duration,
+    /// RTT assumed before the first sample (drives the first probe timeout).
+    pub initial_rtt: Duration,
+    /// Largest UDP payload this endpoint accepts (advertised as `max_udp_payload_size`).
+    pub max_udp_payload_size: u16,
+    /// Datagram size used before path MTU discovery (at least 1200).
+    pub initial_mtu: u16,
+    /// Cipher suites in preference order.
+    pub cipher_suites: Vec<CipherSuite>,
+    /// Rotate 1-RTT keys after this many packets sent with one key (PROTOCOL.md §9).
+    pub key_update_packets: u64,
+    /// Rotate 1-RTT keys after this long with one key (PROTOCOL.md §9).
+    pub key_update_interval: Duration,
+    /// How long we may delay an acknowledgement (advertised as `max_ack_delay`).
+    pub max_ack_delay: Duration,
+    /// Send an ACK at least every this many ack-eliciting packets.
+    pub ack_eliciting_threshold: u32,
+    /// Largest DATAGRAM frame accepted (0 disables datagrams).
+    pub max_datagram_frame_size: u16,
+    /// Connection flow-control credit offered to the peer.
+    pub initial_max_data: u64,
+    /// Per-stream flow-control credit offered to the peer.
+    pub initial_max_stream_data: u64,
+    /// Concurrent streams of each direction the peer may open.
+    pub max_streams: u64,
+}
+
+impl Default for TransportConfig {
+    fn default() -> Self {
+        Self {
+            idle_timeout: Duration::from_secs(30),
+            handshake_timeout: Duration::from_secs(10),
+            initial_rtt: Duration::from_millis(100),
+            max_udp_payload_size: 1452,
+            initial_mtu: 1200,
+            cipher_suites: vec![CipherSuite::Aes256Gcm, CipherSuite::ChaCha20Poly1305],
+            key_update_packets: 1 << 20,
+            key_update_interval: Duration::from_secs(3600),
+            max_ack_delay: Duration::from_millis(25),
+            ack_eliciting_threshold: 2,
+            max_datagram_frame_size: 1200,
+            initial_max_data: 1 << 20,
+            initial_max_stream_data: 256 << 10,
+            max_streams: 100,
+        }
+    }
+}
+
+impl TransportConfig {
+    /// Checks ranges and non-empty lists.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.cipher_suites.is_empty() {
+            return Err(ConfigError::Empty("cipher_suites"));
+        }
+        if self.initial_mtu < 1200 || self.max_udp_payload_size < self.initial_mtu {
+            return Err(ConfigError::OutOfRange {
+                field: "initial_mtu",
+                detail: "1200 <= initial_mtu <= max_udp_payload_size",
+            });
+        }
+        if self.max_ack_delay >= Duration::from_millis(1 << 14) {
+            return Err(ConfigError::OutOfRange {
+                field: "max_ack_delay",
+                detail: "below 16384 ms",
+            });
+        }
+        if self.key_update_packets == 0 {
+            return Err(ConfigError::OutOfRange {
+                field: "key_update_packets",
+                detail: "at least 1",
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Which keys a verifier trusts (PROTOCOL.md §11.3, §11.4).
+#[derive(Clone, Debug, Default)]
+pub struct TrustPolicy {
+    /// Accepted key fingerprints.
+    pub pinned: Vec<Fingerprint>,
+    /// Accepted certificate authorities.
+    pub authorities: Vec<PublicKey>,
+}
+
+impl TrustPolicy {
+    /// Trusts exactly one pinned key.
+    pub fn pinned(fp: Fingerprint) -> Self {
+        Self {
+            pinned: vec![fp],
+            authorities: Vec::new(),
+        }
+    }
+
+    /// Trusts certificates signed by `authority`.
+    pub fn authority(authority: PublicKey) -> Self {
+        Self {
+            pinned: Vec::new(),
+            authorities: vec![authority],
+        }
+    }
+
+    /// Whether nothing is trusted.
+    pub fn is_empty(&self) -> bool {
+        self.pinned.is_empty() && self.authorities.is_empty()
+    }
+}
+
+/// An identity with an optional certificate for it.
+#[derive(Clone, Debug)]
+pub struct CertifiedIdentity {
+    /// The key pair (shared: identities are not copied).
+    pub identity: Arc<Identity>,
+    /// A certificate for `identity`'s public key, sent instead of the raw key when present.
+    pub certificate: Option<Certificate>,
+}
+
+impl From<Identity> for CertifiedIdentity {
+    fn from(identity: Identity) -> Self {
+        Self {
+            identity: Arc::new(identity),
+            certificate: None,
+        }
+    }
+}
+
+/// Client-side settings.
+#[derive(Clone, Debug)]
+pub struct ClientConfig {
+    /// Transport settings.
+    pub transport: TransportConfig,
+    /// Which server keys to trust. Must not be empty.
+    pub trust: TrustPolicy,
+    /// The server's name, checked against its certificate's subject and sent in `server_name`.
+    pub server_name: Option<String>,
+    /// The client's own identity, sent only if the server asks (encrypted on the wire).
+    pub identity: Option<CertifiedIdentity>,
+    /// Versions offered, in preference order.
+    pub versions: Vec<u32>,
+    /// Send 0-RTT data when resuming with a ticket that allows it.
+    pub enable_0rtt: bool,
+}
+
+impl ClientConfig {
+    /// A client trusting `trust`, with default transport settings.
+    pub fn new(trust: TrustPolicy) -> Self {
+        Self {
+            transport: TransportConfig::default(),
+            trust,
+            server_name: None,
+            identity: None,
+            versions: vec![VERSION_1],
+            enable_0rtt: true,
+        }
+    }
+
+    /// Checks the configuration.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.trust.is_empty() {
+            return Err(ConfigError::NoTrustAnchors);
+        }
+        if self.versions.is_empty() {
+            return Err(ConfigError::Empty("versions"));
+        }
+        self.transport.validate()
+    }
+}
+
+/// Whether and how the server authenticates clients (PROTOCOL.md §11.4).
+#[derive(Clone, Debug, Default)]
+pub enum ClientAuth {
+    /// Clients are anonymous.
+    #[default]
+    None,
+    /// Clients may present an identity; if they do it must be trusted.
+    Optional(TrustPolicy),
+    /// Clients must present a trusted identity.
+    Required(TrustPolicy),
+}
+
+/// When the server answers a ClientHello with Retry (PROTOCOL.md §12.2).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum RetryPolicy {
+    /// Never send Retry.
+    #[default]
+    Never,
+    /// Validate every client address with Retry first.
+    Always,
+    /// Send Retry once this many handshakes are in flight.
+    WhenBusy(usize),
+}
+
+/// Server-side settings.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// Transport settings.
+    pub transport: TransportConfig,
+    /// The server's key and optional certificate.
+    pub identity: CertifiedIdentity,
+    /// Client authentication policy.
+    pub client_auth: ClientAuth,
+    /// Retry policy.
+    pub retry: RetryPolicy,
+    /// Maximum handshakes in flight; new ones beyond it are refused (or retried).
+    pub max_handshakes: usize,
+    /// Maximum established connections.
+    pub max_connections: usize,
+    /// How long a Retry token stays valid.
+    pub retry_token_lifetime: Duration,
+    /// Session tickets issued after each handshake (0 disables resumption).
+    pub tickets_per_connection: u8,
+    /// Lifetime of a session ticket.
+    pub ticket_lifetime: Duration,
+    /// How often the ticket-sealing key rotates.
+    pub ticket_key_rotation: Duration,
+    /// Bound on remembered tickets for anti-replay (PROTOCOL.md §13.3).
+    pub anti_replay_capacity: usize,
+    /// Most 0-RTT bytes accepted per resumed connection (0 disables 0-RTT).
+    pub max_early_data: u32,
+    /// Versions supported, in preference order.
+    pub versions: Vec<u32>,
+}
+
+impl ServerConfig {
+    /// A server with `identity` and default settings.
+    pub fn new(identity: impl Into<CertifiedIdentity>) -> Self {
+        Self {
+            transport: TransportConfig::default(),
+            identity: identity.into(),
+            client_auth: ClientAuth::None,
+            retry: RetryPolicy::Never,
+            max_handshakes: 1024,
+            max_connections: 100_000,
+            retry_token_lifetime: Duration::from_secs(10),
+            tickets_per_connection: 1,
+            ticket_lifetime: Duration::from_secs(24 * 3600),
+            ticket_key_rotation: Duration::from_secs(3600),
+            anti_replay_capacity: 100_000,
+            max_early_data: 64 * 1024,
+            versions: vec![VERSION_1],
+        }
+    }
+
+    /// Checks the configuration.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.versions.is_empty() {
+            return Err(ConfigError::Empty("versions"));
+        }
+        if self.max_handshakes == 0 {
+            return Err(ConfigError::OutOfRange {
+                field: "max_handshakes",
+                detail: "at least 1",
+            });
+        }
+        if self.ticket_lifetime > Duration::from_secs(7 * 24 * 3600) {
+            return Err(ConfigError::OutOfRange {
+                field: "ticket_lifetime",
+                detail: "at most 7 days",
+            });
+        }
+        self.transport.validate()
+    }
+}
+
+/// Endpoint-wide settings.
+#[derive(Clone, Debug)]
+pub struct EndpointConfig {
+    /// Length of the connection IDs this endpoint issues (4..=20).
+    pub cid_len: usize,
+}
+
+impl Default for EndpointConfig {
+    fn default() -> Self {
+        Self { cid_len: 8 }
+    }
+}

@@ -1,0 +1,1074 @@
+//! One JetStreamProto connection as a sans-IO state machine.
+//!
+//! A [`Connection`] owns its packet number spaces, keys, handshake, streams, loss recovery and
+//! timers. It is driven by its [`Endpoint`](crate::endpoint::Endpoint), which routes datagrams to
+//! it; the application uses the stream, datagram and close methods. Nothing here reads a clock or
+//! touches a socket: `now` is always an argument.
+//!
+//! Calling order for a driver (through the endpoint): feed datagrams with `handle_datagram`,
+//! call `handle_timeout` when `poll_timeout` passes, then drain `poll_transmit` and `poll_event`.
+
+pub mod crypto_stream;
+pub mod keys;
+mod recv;
+mod send;
+pub use send::Transmit;
+pub mod sent_frames;
+pub mod streams;
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use core::time::Duration;
+
+use crate::config::{ClientConfig, ServerConfig, TransportConfig};
+use crate::crypto::{CipherSuite, CryptoProvider, DirectionalKeys};
+use crate::error::{CloseReason, ConnectionError, ErrorCode, HandshakeError};
+use crate::handshake::client::ClientHandshake;
+use crate::handshake::server::ServerHandshake;
+use crate::handshake::{self, KeyChange, Negotiated, Output, PeerIdentity, Space};
+use crate::identity::Identity;
+use crate::recovery::congestion::{CongestionController, NewReno};
+use crate::recovery::sent::LossDetection;
+use crate::recovery::{ReceivedPackets, RttEstimator};
+use crate::time::{Instant, UnixTime};
+use crate::wire::header::ConnectionId;
+use crate::wire::transport_params::{Sender as ParamSender, TransportParameters};
+use crate::Side;
+
+use crypto_stream::{CryptoRecv, CryptoSend};
+use keys::AppKeys;
+use sent_frames::SentFrames;
+pub use streams::{Dir, StreamApiError, StreamId};
+use streams::{StreamLimits, Streams};
+
+/// Amplification factor before address validation (PROTOCOL.md §12.1).
+pub const AMPLIFICATION_FACTOR: u64 = 3;
+/// Minimum size of a datagram carrying a client Initial (PROTOCOL.md §4).
+pub const MIN_INITIAL_DATAGRAM: usize = 1200;
+/// Cap on queued received datagrams not yet read by the application.
+pub const MAX_QUEUED_DATAGRAMS: usize = 1024;
+/// Longest reason phrase sent or kept from CONNECTION_CLOSE (PROTOCOL.md §10).
+pub const MAX_REASON_LEN: usize = 1024;
+
+/// Something the application should know about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Event {
+    /// The handshake completed: the peer is authenticated.
+    Connected(HandshakeSummary),
+    /// The peer opened a stream.
+    StreamOpened(StreamId),
+    /// A stream has data (or its end) to read.
+    StreamReadable(StreamId),
+    /// A datagram arrived; read it with [`Connection::read_datagram`].
+    DatagramReceived,
+    /// The 1-RTT keys were updated (generation counts updates).
+    KeyUpdated {
+        /// Number of updates so far.
+        generation: u64,
+    },
+    /// The connection ended. No further events follow.
+    Closed(ConnectionError),
+}
+
+/// What the handshake negotiated, for the application and for logs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HandshakeSummary {
+    /// Protocol version.
+    pub version: u32,
+    /// Cipher suite.
+    pub suite: CipherSuite,
+    /// Key-exchange group name (e.g. "X25519-MLKEM768").
+    pub group: &'static str,
+    /// The peer's authenticated identity (the server's, for a client; the client's, if it
+    /// authenticated, for a server).
+    pub peer: Option<PeerIdentity>,
+    /// Whether the session was resumed from a ticket.
+    pub resumed: bool,
+}
+
+/// Counters a user or benchmark reads with [`Connection::stats`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConnectionStats {
+    /// Datagrams sent.
+    pub datagrams_sent: u64,
+    /// Bytes sent in datagrams.
+    pub bytes_sent: u64,
+    /// Datagrams received.
+    pub datagrams_received: u64,
+    /// Bytes received in datagrams.
+    pub bytes_received: u64,
+    /// Packets sent.
+    pub packets_sent: u64,
+    /// Packets received and processed.
+    pub packets_received: u64,
+    /// Packets declared lost.
+    pub packets_lost: u64,
+    /// Packets dropped because they did not authenticate (tampered, corrupted, wrong keys).
+    pub dropped_auth: u64,
+    /// Packets dropped as duplicates or replays.
+    pub dropped_duplicate: u64,
+    /// Packets dropped because they could not be parsed or no keys were available.
+    pub dropped_undecodable: u64,
+    /// Key updates performed.
+    pub key_updates: u64,
+    /// Smoothed RTT.
+    pub rtt: Duration,
+    /// Congestion window in bytes.
+    pub cwnd: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum State {
+    Handshake,
+    Established,
+    /// We sent CONNECTION_CLOSE; we answer further packets with it until `until`.
+    Closing {
+        until: Instant,
+    },
+    /// The peer closed; we stay silent until `until`.
+    Draining {
+        until: Instant,
+    },
+    Closed,
+}
+
+/// A pending CONNECTION_CLOSE / APPLICATION_CLOSE to send.
+#[derive(Debug, Clone)]
+struct CloseFrame {
+    code: u64,
+    application: bool,
+    frame_type: u64,
+    reason: Vec<u8>,
+}
+
+/// Per-space state.
+#[derive(Debug, Default)]
+struct PacketSpace {
+    /// (send, receive) keys for Initial and Handshake; Data uses [`Connection::app`].
+    keys: Option<(DirectionalKeys, DirectionalKeys)>,
+    crypto_send: CryptoSend,
+    crypto_recv: CryptoRecv,
+    received: ReceivedPackets,
+    loss: LossDetection<SentFrames>,
+    next_pn: u64,
+    discarded: bool,
+    /// Probe packets to send after a PTO.
+    probes: u32,
+}
+
+enum HandshakeRole {
+    Client(Box<ClientHandshake>),
+    Server(Option<Box<ServerHandshake>>),
+    Done,
+}
+
+/// Server-side context a connection needs to accept a ClientHello.
+#[derive(Clone)]
+pub(crate) struct ServerContext {
+    pub config: Arc<ServerConfig>,
+    pub identity: Arc<Identity>,
+}
+
+/// A JetStreamProto connection.
+pub struct Connection {
+    side: Side,
+    provider: Arc<dyn CryptoProvider>,
+    transport: TransportConfig,
+    version: u32,
+    state: State,
+    role: HandshakeRole,
+    server_ctx: Option<ServerContext>,
+    spaces: [PacketSpace; 3],
+    app: Option<AppKeys>,
+    zero_rtt: Option<DirectionalKeys>,
+    negotiated: Option<Negotiated>,
+    local_cid: ConnectionId,
+    remote_cid: ConnectionId,
+    original_dcid: ConnectionId,
+    retry_scid: Option<ConnectionId>,
+    retry_token: Vec<u8>,
+    received_any: bool,
+    remote: SocketAddr,
+    address_validated: bool,
+    unvalidated_received: u64,
+    unvalidated_sent: u64,
+    rtt: RttEstimator,
+    pto_count: u32,
+    cc: Box<dyn CongestionController>,
+    streams: Streams,
+    datagrams_in: VecDeque<Vec<u8>>,
+    datagrams_out: VecDeque<Vec<u8>>,
+    events: VecDeque<Event>,
+    idle_timeout: Option<Duration>,
+    last_activity: Instant,
+    handshake_deadline: Instant,
+    handshake_confirmed: bool,
+    handshake_done_pending: bool,
+    ping_pending: bool,
+    close_frame: Option<CloseFrame>,
+    close_pending: bool,
+    peer_params: Option<TransportParameters>,
+    peer_max_datagram: u64,
+    summary: Option<HandshakeSummary>,
+    stats: ConnectionStats,
+    mtu: usize,
+    unix_now: UnixTime,
+    /// The error the connection ended with (kept for inspection after `Closed`).
+    error: Option<ConnectionError>,
+    key_update_requested: bool,
+}
+
+impl core::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Connection")
+            .field("side", &self.side)
+            .field("state", &self.state)
+            .field("local_cid", &self.local_cid)
+            .field("remote", &self.remote)
+            .finish_non_exhaustive()
+    }
+}
+
+fn local_limits(t: &TransportConfig) -> StreamLimits {
+    StreamLimits {
+        max_data: t.initial_max_data,
+        stream_data_bidi_local: t.initial_max_stream_data,
+        stream_data_bidi_remote: t.initial_max_stream_data,
+        stream_data_uni: t.initial_max_stream_data,
+        max_streams_bidi: t.max_streams,
+        max_streams_uni: t.max_streams,
+    }
+}
+
+impl Connection {
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        side: Side,
+        provider: Arc<dyn CryptoProvider>,
+        transport: TransportConfig,
+        version: u32,
+        local_cid: ConnectionId,
+        remote_cid: ConnectionId,
+        original_dcid: ConnectionId,
+        remote: SocketAddr,
+        now: Instant,
+        unix_now: UnixTime,
+    ) -> Result<Self, ConnectionError> {
+        let (send, recv) = crate::crypto::initial_keys(
+            provider.as_ref(),
+            original_dcid.as_slice(),
+            side == Side::Client,
+        )
+        .map_err(|e| ConnectionError::Handshake(handshake::crypto_err(e)))?;
+        let mut spaces: [PacketSpace; 3] = Default::default();
+        spaces[0].keys = Some((send, recv));
+        let mtu = usize::from(transport.initial_mtu);
+        let streams = Streams::new(side, local_limits(&transport));
+        Ok(Self {
+            side,
+            cc: Box::new(NewReno::new(mtu as u64)),
+            rtt: RttEstimator::new(transport.initial_rtt),
+            handshake_deadline: now + transport.handshake_timeout,
+            transport,
+            provider,
+            version,
+            state: State::Handshake,
+            role: HandshakeRole::Done,
+            server_ctx: None,
+            spaces,
+            app: None,
+            zero_rtt: None,
+            negotiated: None,
+            local_cid,
+            remote_cid,
+            original_dcid,
+            retry_scid: None,
+            retry_token: Vec::new(),
+            received_any: false,
+            remote,
+            address_validated: side == Side::Client,
+            unvalidated_received: 0,
+            unvalidated_sent: 0,
+            pto_count: 0,
+            streams,
+            datagrams_in: VecDeque::new(),
+            datagrams_out: VecDeque::new(),
+            events: VecDeque::new(),
+            idle_timeout: None,
+            last_activity: now,
+            handshake_confirmed: false,
+            handshake_done_pending: false,
+            ping_pending: false,
+            close_frame: None,
+            close_pending: false,
+            peer_params: None,
+            peer_max_datagram: 0,
+            summary: None,
+            stats: ConnectionStats::default(),
+            mtu,
+            unix_now,
+            error: None,
+            key_update_requested: false,
+        })
+    }
+
+    /// Creates a client connection and its first flight.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn connect(
+        provider: Arc<dyn CryptoProvider>,
+        config: Arc<ClientConfig>,
+        local_cid: ConnectionId,
+        original_dcid: ConnectionId,
+        remote: SocketAddr,
+        now: Instant,
+        unix_now: UnixTime,
+    ) -> Result<Self, ConnectionError> {
+        config
+            .validate()
+            .map_err(|e| ConnectionError::Handshake(HandshakeError::Crypto(e.to_string())))?;
+        let version = config.versions[0];
+        let mut conn = Self::new(
+            Side::Client,
+            provider.clone(),
+            config.transport.clone(),
+            version,
+            local_cid,
+            original_dcid,
+            original_dcid,
+            remote,
+            now,
+            unix_now,
+        )?;
+        let mut params = Vec::with_capacity(128);
+        conn.local_transport_params().encode(&mut params);
+        let mut out = Output::default();
+        let hs =
+            ClientHandshake::start(provider, config, params, unix_now, version, None, &mut out)?;
+        conn.role = HandshakeRole::Client(Box::new(hs));
+        conn.apply_output(out, now)?;
+        Ok(conn)
+    }
+
+    /// Creates a server connection for a client's first Initial packet.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn accept(
+        provider: Arc<dyn CryptoProvider>,
+        ctx: ServerContext,
+        version: u32,
+        local_cid: ConnectionId,
+        client_scid: ConnectionId,
+        original_dcid: ConnectionId,
+        retry_scid: Option<ConnectionId>,
+        remote: SocketAddr,
+        now: Instant,
+        unix_now: UnixTime,
+    ) -> Result<Self, ConnectionError> {
+        // After a Retry, Initial keys derive from the DCID the client used (the Retry's SCID).
+        let keys_dcid = retry_scid.unwrap_or(original_dcid);
+        let mut conn = Self::new(
+            Side::Server,
+            provider,
+            ctx.config.transport.clone(),
+            version,
+            local_cid,
+            client_scid,
+            keys_dcid,
+            remote,
+            now,
+            unix_now,
+        )?;
+        conn.original_dcid = original_dcid;
+        conn.retry_scid = retry_scid;
+        conn.address_validated = retry_scid.is_some();
+        conn.role = HandshakeRole::Server(None);
+        conn.server_ctx = Some(ctx);
+        Ok(conn)
+    }
+
+    /// Transport parameters this side sends (PROTOCOL.md §8).
+    fn local_transport_params(&self) -> TransportParameters {
+        let t = &self.transport;
+        let mut p = TransportParameters {
+            max_idle_timeout: u64::try_from(t.idle_timeout.as_millis()).unwrap_or(u64::MAX),
+            max_udp_payload_size: u64::from(t.max_udp_payload_size),
+            initial_max_data: t.initial_max_data,
+            initial_max_stream_data_bidi_local: t.initial_max_stream_data,
+            initial_max_stream_data_bidi_remote: t.initial_max_stream_data,
+            initial_max_stream_data_uni: t.initial_max_stream_data,
+            initial_max_streams_bidi: t.max_streams,
+            initial_max_streams_uni: t.max_streams,
+            max_ack_delay: u64::try_from(t.max_ack_delay.as_millis()).unwrap_or(25),
+            max_datagram_frame_size: u64::from(t.max_datagram_frame_size),
+            initial_source_connection_id: Some(self.local_cid),
+            ..TransportParameters::default()
+        };
+        if self.side == Side::Server {
+            p.original_destination_connection_id = Some(self.original_dcid);
+            p.retry_source_connection_id = self.retry_scid;
+        }
+        p
+    }
+
+    /// Which side this is.
+    pub fn side(&self) -> Side {
+        self.side
+    }
+
+    /// The connection ID the peer uses to reach us.
+    pub fn local_cid(&self) -> ConnectionId {
+        self.local_cid
+    }
+
+    /// The peer's current address.
+    pub fn remote_address(&self) -> SocketAddr {
+        self.remote
+    }
+
+    /// Whether the handshake completed and the connection is open.
+    pub fn is_established(&self) -> bool {
+        self.state == State::Established
+    }
+
+    /// Whether the handshake is still running.
+    pub fn is_handshaking(&self) -> bool {
+        self.state == State::Handshake
+    }
+
+    /// Whether the connection has fully ended (no more timers or packets).
+    pub fn is_closed(&self) -> bool {
+        self.state == State::Closed
+    }
+
+    /// Whether the connection is closing or draining (or closed).
+    pub fn is_closing(&self) -> bool {
+        matches!(
+            self.state,
+            State::Closing { .. } | State::Draining { .. } | State::Closed
+        )
+    }
+
+    /// The error the connection ended with, if it ended.
+    pub fn error(&self) -> Option<&ConnectionError> {
+        self.error.as_ref()
+    }
+
+    /// What the handshake negotiated, once complete.
+    pub fn handshake_summary(&self) -> Option<&HandshakeSummary> {
+        self.summary.as_ref()
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> ConnectionStats {
+        let mut s = self.stats.clone();
+        s.rtt = self.rtt.smoothed();
+        s.cwnd = self.cc.window();
+        s
+    }
+
+    /// The next application event.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// Whether events wait to be read.
+    pub fn has_pending_events(&self) -> bool {
+        !self.events.is_empty()
+    }
+
+    // ---- application API: streams, datagrams, close, key update ----
+
+    fn check_open(&self) -> Result<(), StreamApiError> {
+        match self.state {
+            State::Established => Ok(()),
+            _ => Err(StreamApiError::NotOpen),
+        }
+    }
+
+    /// Opens a stream.
+    pub fn open_stream(&mut self, dir: Dir) -> Result<StreamId, StreamApiError> {
+        self.check_open()?;
+        self.streams.open(dir)
+    }
+
+    /// Queues data on a stream (`fin` ends the stream after it).
+    pub fn stream_write(
+        &mut self,
+        id: StreamId,
+        data: &[u8],
+        fin: bool,
+    ) -> Result<usize, StreamApiError> {
+        self.check_open()?;
+        self.streams.write(id, data, fin)
+    }
+
+    /// Reads up to `max` bytes from a stream: `(bytes, fin)`.
+    pub fn stream_read(
+        &mut self,
+        id: StreamId,
+        max: usize,
+    ) -> Result<(Vec<u8>, bool), StreamApiError> {
+        self.streams.read(id, max)
+    }
+
+    /// Bytes written to streams and not yet acknowledged by the peer.
+    pub fn unacked_stream_bytes(&self) -> u64 {
+        self.streams.buffered_send_bytes()
+    }
+
+    /// Sends an unreliable datagram. Fails if the peer does not accept datagrams or it is too
+    /// large for the path.
+    pub fn send_datagram(&mut self, data: &[u8]) -> Result<(), DatagramError> {
+        if self.state != State::Established {
+            return Err(DatagramError::NotOpen);
+        }
+        if self.peer_max_datagram == 0 {
+            return Err(DatagramError::UnsupportedByPeer);
+        }
+        let max = self.max_datagram_size();
+        if data.len() > max {
+            return Err(DatagramError::TooLarge { max });
+        }
+        if self.datagrams_out.len() >= MAX_QUEUED_DATAGRAMS {
+            self.datagrams_out.pop_front();
+        }
+        self.datagrams_out.push_back(data.to_vec());
+        Ok(())
+    }
+
+    /// Largest datagram payload that fits one packet on the current path.
+    pub fn max_datagram_size(&self) -> usize {
+        // short header (1 + cid + 4 pn) + frame header (1 + 2 len) + tag
+        let overhead = 1 + self.remote_cid.len() + 4 + 3 + crate::crypto::provider::TAG_LEN;
+        let path = self.mtu.saturating_sub(overhead);
+        path.min(usize::try_from(self.peer_max_datagram).unwrap_or(usize::MAX))
+    }
+
+    /// Takes the next received datagram.
+    pub fn read_datagram(&mut self) -> Option<Vec<u8>> {
+        self.datagrams_in.pop_front()
+    }
+
+    /// Requests a key update (PROTOCOL.md §9); it starts as soon as the rules allow.
+    pub fn request_key_update(&mut self) {
+        self.key_update_requested = true;
+    }
+
+    /// The current 1-RTT key generation (number of key updates).
+    pub fn key_generation(&self) -> u64 {
+        self.app.as_ref().map_or(0, AppKeys::generation)
+    }
+
+    /// Closes the connection with `reason` and an optional message. Streams are abandoned; use
+    /// [`Connection::unacked_stream_bytes`] to wait for delivery first for a graceful close.
+    pub fn close(&mut self, now: Instant, reason: CloseReason, message: Option<&str>) {
+        if self.is_closing() {
+            return;
+        }
+        let reason_bytes = message
+            .map(|m| truncate_utf8(m, MAX_REASON_LEN).as_bytes().to_vec())
+            .unwrap_or_default();
+        let frame = match reason.transport_code() {
+            Some(code) => CloseFrame {
+                code: code.0,
+                application: false,
+                frame_type: 0,
+                reason: reason_bytes,
+            },
+            None => CloseFrame {
+                code: match reason {
+                    CloseReason::Application(c) => c,
+                    _ => 0,
+                },
+                application: true,
+                frame_type: 0,
+                reason: reason_bytes,
+            },
+        };
+        self.enter_closing(now, frame, ConnectionError::LocallyClosed { reason });
+    }
+
+    /// Closes because the peer broke the protocol.
+    fn fail(&mut self, now: Instant, code: ErrorCode, message: &str, error: ConnectionError) {
+        if self.is_closing() {
+            return;
+        }
+        let frame = CloseFrame {
+            code: code.0,
+            application: false,
+            frame_type: 0,
+            reason: truncate_utf8(message, MAX_REASON_LEN).as_bytes().to_vec(),
+        };
+        self.enter_closing(now, frame, error);
+    }
+
+    fn protocol_violation(&mut self, now: Instant, code: ErrorCode, message: &str) {
+        let err = ConnectionError::ProtocolViolation {
+            code,
+            message: message.to_string(),
+        };
+        self.fail(now, code, message, err);
+    }
+
+    fn handshake_failed(&mut self, now: Instant, e: HandshakeError) {
+        let code = ErrorCode::handshake(e.alert());
+        let msg = e.to_string();
+        self.fail(now, code, &msg, ConnectionError::Handshake(e));
+    }
+
+    fn enter_closing(&mut self, now: Instant, frame: CloseFrame, error: ConnectionError) {
+        self.close_frame = Some(frame);
+        self.close_pending = true;
+        let until = now + self.pto_duration() * 3;
+        self.state = State::Closing { until };
+        self.set_error(error);
+    }
+
+    fn enter_draining(&mut self, now: Instant, error: ConnectionError) {
+        if matches!(self.state, State::Draining { .. } | State::Closed) {
+            return;
+        }
+        let until = now + self.pto_duration() * 3;
+        self.state = State::Draining { until };
+        self.close_pending = false;
+        self.set_error(error);
+    }
+
+    fn set_error(&mut self, error: ConnectionError) {
+        if self.error.is_none() {
+            tracing::debug!(side = ?self.side, cid = ?self.local_cid, %error, "connection closing");
+            self.error = Some(error.clone());
+            self.events.push_back(Event::Closed(error));
+        }
+    }
+
+    // ---- handshake glue ----
+
+    fn apply_output(&mut self, out: Output, now: Instant) -> Result<(), ConnectionError> {
+        for (space, msg) in out.messages {
+            self.spaces[space as usize].crypto_send.write(&msg);
+        }
+        let suite = self.current_suite();
+        for change in out.keys {
+            let p = self.provider.as_ref();
+            let map = |e| ConnectionError::Handshake(handshake::crypto_err(e));
+            match change {
+                KeyChange::Handshake { send, recv } => {
+                    let suite = suite.ok_or(ConnectionError::Handshake(HandshakeError::Crypto(
+                        "suite unknown".into(),
+                    )))?;
+                    let s = DirectionalKeys::new(p, suite, &send).map_err(map)?;
+                    let r = DirectionalKeys::new(p, suite, &recv).map_err(map)?;
+                    self.spaces[Space::Handshake as usize].keys = Some((s, r));
+                }
+                KeyChange::Application { send, recv } => {
+                    let suite = suite.ok_or(ConnectionError::Handshake(HandshakeError::Crypto(
+                        "suite unknown".into(),
+                    )))?;
+                    self.app = Some(AppKeys::new(p, suite, send, recv, now).map_err(map)?);
+                }
+                KeyChange::ZeroRtt(secret) => {
+                    let suite = suite.unwrap_or(CipherSuite::Aes256Gcm);
+                    self.zero_rtt = Some(DirectionalKeys::new(p, suite, &secret).map_err(map)?);
+                }
+            }
+        }
+        if let Some(raw) = out.peer_params {
+            self.on_peer_params(&raw)?;
+        }
+        if let Some(done) = out.complete {
+            self.on_handshake_complete(done, now);
+        }
+        Ok(())
+    }
+
+    fn current_suite(&self) -> Option<CipherSuite> {
+        match &self.role {
+            HandshakeRole::Client(hs) => hs.negotiated().map(|n| n.suite),
+            HandshakeRole::Server(Some(hs)) => Some(hs.suite()),
+            _ => self.negotiated.map(|n| n.suite),
+        }
+    }
+
+    fn on_peer_params(&mut self, raw: &[u8]) -> Result<(), ConnectionError> {
+        let bad = |m: &str| ConnectionError::ProtocolViolation {
+            code: ErrorCode::TRANSPORT_PARAMETER_ERROR,
+            message: m.to_string(),
+        };
+        let sender = match self.side {
+            Side::Client => ParamSender::Server,
+            Side::Server => ParamSender::Client,
+        };
+        let p = TransportParameters::decode_from(raw, sender).map_err(|_| bad("malformed"))?;
+        if p.initial_source_connection_id != Some(self.remote_cid) && self.side == Side::Server {
+            return Err(bad("initial_source_connection_id mismatch"));
+        }
+        if self.side == Side::Client {
+            // PROTOCOL.md §8: authenticate the CIDs and the Retry exchange.
+            if p.original_destination_connection_id != Some(self.original_dcid) {
+                return Err(bad("original_destination_connection_id mismatch"));
+            }
+            if p.retry_source_connection_id != self.retry_scid {
+                return Err(bad("retry_source_connection_id mismatch"));
+            }
+            if p.initial_source_connection_id != Some(self.remote_cid) {
+                return Err(bad("initial_source_connection_id mismatch"));
+            }
+        }
+        self.streams.set_peer_limits(StreamLimits {
+            max_data: p.initial_max_data,
+            stream_data_bidi_local: p.initial_max_stream_data_bidi_local,
+            stream_data_bidi_remote: p.initial_max_stream_data_bidi_remote,
+            stream_data_uni: p.initial_max_stream_data_uni,
+            max_streams_bidi: p.initial_max_streams_bidi,
+            max_streams_uni: p.initial_max_streams_uni,
+        });
+        self.peer_max_datagram = p.max_datagram_frame_size;
+        let local = self.transport.idle_timeout;
+        let peer = Duration::from_millis(p.max_idle_timeout);
+        self.idle_timeout = match (local.is_zero(), peer.is_zero()) {
+            (true, true) => None,
+            (true, false) => Some(peer),
+            (false, true) => Some(local),
+            (false, false) => Some(local.min(peer)),
+        };
+        self.peer_params = Some(p);
+        Ok(())
+    }
+
+    fn on_handshake_complete(&mut self, done: handshake::Completion, now: Instant) {
+        let negotiated = match &self.role {
+            HandshakeRole::Client(hs) => hs.negotiated(),
+            HandshakeRole::Server(Some(hs)) => Some(hs.negotiated()),
+            _ => None,
+        };
+        self.negotiated = negotiated;
+        let Some(n) = negotiated else {
+            return;
+        };
+        let summary = HandshakeSummary {
+            version: n.version,
+            suite: n.suite,
+            group: handshake::group_name(n.group),
+            peer: done.verified.identity.clone(),
+            resumed: done.resumed,
+        };
+        tracing::info!(side = ?self.side, cid = ?self.local_cid, suite = ?n.suite, group = summary.group, "handshake complete");
+        self.summary = Some(summary.clone());
+        self.state = State::Established;
+        self.role = HandshakeRole::Done;
+        self.events.push_back(Event::Connected(summary));
+        if self.side == Side::Server {
+            // The server's handshake is confirmed on completion (PROTOCOL.md §7.9).
+            self.handshake_done_pending = true;
+            self.confirm_handshake(now);
+        }
+    }
+
+    fn confirm_handshake(&mut self, _now: Instant) {
+        self.handshake_confirmed = true;
+        self.discard_space(Space::Handshake);
+    }
+
+    fn discard_space(&mut self, space: Space) {
+        let s = &mut self.spaces[space as usize];
+        if s.discarded {
+            return;
+        }
+        s.discarded = true;
+        s.keys = None;
+        s.loss = LossDetection::default();
+        s.crypto_send = CryptoSend::default();
+        s.crypto_recv = CryptoRecv::default();
+        s.received = ReceivedPackets::default();
+        s.probes = 0;
+        self.pto_count = 0;
+    }
+
+    /// Feeds a complete handshake message to the state machine.
+    fn on_handshake_message(&mut self, space: Space, msg: &[u8], now: Instant) {
+        let mut out = Output::default();
+        let result = match &mut self.role {
+            HandshakeRole::Client(hs) => hs.handle(space, msg, &mut out),
+            HandshakeRole::Server(Some(hs)) => hs.handle(space, msg, &mut out),
+            HandshakeRole::Server(None) => self.accept_client_hello(space, msg, &mut out),
+            HandshakeRole::Done => {
+                // Post-handshake messages (session tickets) are handled by resumption.
+                Ok(())
+            }
+        };
+        match result {
+            Ok(()) => {
+                if let Err(e) = self.apply_output(out, now) {
+                    match e {
+                        ConnectionError::ProtocolViolation { code, message } => {
+                            self.protocol_violation(now, code, &message)
+                        }
+                        ConnectionError::Handshake(h) => self.handshake_failed(now, h),
+                        other => self.fail(now, ErrorCode::INTERNAL_ERROR, "", other),
+                    }
+                }
+            }
+            Err(e) => self.handshake_failed(now, e),
+        }
+    }
+
+    fn accept_client_hello(
+        &mut self,
+        space: Space,
+        msg: &[u8],
+        out: &mut Output,
+    ) -> Result<(), HandshakeError> {
+        if space != Space::Initial {
+            return Err(HandshakeError::UnexpectedMessage("expected ClientHello"));
+        }
+        let Some(ctx) = self.server_ctx.clone() else {
+            return Err(HandshakeError::Crypto("no server context".into()));
+        };
+        let mut params = Vec::with_capacity(128);
+        self.local_transport_params().encode(&mut params);
+        let accepted = ServerHandshake::accept(
+            self.provider.clone(),
+            ctx.config.clone(),
+            ctx.identity.as_ref(),
+            msg,
+            self.version,
+            params,
+            self.unix_now,
+            out,
+        )?;
+        out.peer_params = Some(accepted.client_params);
+        self.role = HandshakeRole::Server(Some(Box::new(accepted.handshake)));
+        Ok(())
+    }
+
+    // ---- timers ----
+
+    fn pto_duration(&self) -> Duration {
+        let ack_delay = if self.handshake_confirmed {
+            self.transport.max_ack_delay
+        } else {
+            Duration::ZERO
+        };
+        let base = if self.rtt.has_sample() {
+            self.rtt.pto_base()
+        } else {
+            self.transport.initial_rtt * 3
+        };
+        base + ack_delay
+    }
+
+    fn loss_timer(&self) -> Option<(Instant, Option<Space>)> {
+        // Earliest time-threshold loss first.
+        let mut earliest: Option<(Instant, Option<Space>)> = None;
+        for space in Space::ALL {
+            if let Some(t) = self.spaces[space as usize].loss.loss_time() {
+                if earliest.is_none_or(|(e, _)| t < e) {
+                    earliest = Some((t, Some(space)));
+                }
+            }
+        }
+        if earliest.is_some() {
+            return earliest;
+        }
+        if self.side == Side::Server && !self.address_validated && self.amplification_budget() == 0
+        {
+            return None;
+        }
+        let pto = self.pto_duration() * (1u32 << self.pto_count.min(16));
+        let mut best: Option<(Instant, Option<Space>)> = None;
+        for space in Space::ALL {
+            let s = &self.spaces[space as usize];
+            if s.discarded || s.loss.ack_eliciting_in_flight() == 0 {
+                continue;
+            }
+            if space == Space::Data && !self.handshake_confirmed && self.app.is_none() {
+                continue;
+            }
+            if let Some(t) = s.loss.last_ack_eliciting_sent() {
+                let at = t + pto;
+                if best.is_none_or(|(b, _)| at < b) {
+                    best = Some((at, Some(space)));
+                }
+            }
+        }
+        if best.is_none() && self.side == Side::Client && !self.handshake_confirmed {
+            // Anti-deadlock: keep probing until the handshake is confirmed.
+            let space = if self.spaces[Space::Handshake as usize].keys.is_some() {
+                Space::Handshake
+            } else {
+                Space::Initial
+            };
+            return Some((self.last_activity + pto, Some(space)));
+        }
+        best
+    }
+
+    /// When the connection next needs [`Connection::handle_timeout`].
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let mut t: Option<Instant> = None;
+        let mut consider = |x: Option<Instant>| {
+            if let Some(x) = x {
+                t = Some(t.map_or(x, |t| t.min(x)));
+            }
+        };
+        match self.state {
+            State::Closed => return None,
+            State::Closing { until } | State::Draining { until } => return Some(until),
+            State::Handshake => consider(Some(self.handshake_deadline)),
+            State::Established => {}
+        }
+        consider(self.loss_timer().map(|(t, _)| t));
+        if let Some(idle) = self.idle_timeout {
+            consider(Some(self.last_activity + idle));
+        }
+        let data = &self.spaces[Space::Data as usize].received;
+        if let Some(since) = data.ack_pending_since {
+            consider(Some(since + self.transport.max_ack_delay));
+        }
+        consider(self.app.as_ref().and_then(AppKeys::discard_deadline));
+        t
+    }
+
+    /// Handles expired timers.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        match self.state {
+            State::Closed => return,
+            State::Closing { until } | State::Draining { until } => {
+                if now >= until {
+                    self.state = State::Closed;
+                }
+                return;
+            }
+            State::Handshake if now >= self.handshake_deadline => {
+                self.fail(
+                    now,
+                    ErrorCode::TIMEOUT,
+                    "handshake timeout",
+                    ConnectionError::TimedOut,
+                );
+                self.state = State::Closed;
+                return;
+            }
+            _ => {}
+        }
+        if let Some(idle) = self.idle_timeout {
+            if now >= self.last_activity + idle {
+                self.set_error(ConnectionError::TimedOut);
+                self.state = State::Closed;
+                return;
+            }
+        }
+        if let Some(app) = self.app.as_mut() {
+            app.on_timeout(now);
+        }
+        if let Some((at, space)) = self.loss_timer() {
+            if now >= at {
+                self.on_loss_timer(now, space);
+            }
+        }
+    }
+
+    fn on_loss_timer(&mut self, now: Instant, space: Option<Space>) {
+        // Time-threshold loss?
+        for s in Space::ALL {
+            if self.spaces[s as usize]
+                .loss
+                .loss_time()
+                .is_some_and(|t| now >= t)
+            {
+                self.detect_lost(s, now);
+                return;
+            }
+        }
+        // Probe timeout.
+        self.pto_count += 1;
+        let space = space.unwrap_or(Space::Initial);
+        let sp = &mut self.spaces[space as usize];
+        sp.probes = 2;
+        sp.crypto_send.requeue_unacked();
+        tracing::trace!(side = ?self.side, ?space, pto_count = self.pto_count, "probe timeout");
+    }
+
+    fn detect_lost(&mut self, space: Space, now: Instant) {
+        let mut lost = Vec::new();
+        let mut largest_lost_sent = None;
+        let sp = &mut self.spaces[space as usize];
+        sp.loss.detect_lost(now, &self.rtt, |_, p| {
+            largest_lost_sent =
+                Some(largest_lost_sent.map_or(p.time_sent, |t: Instant| t.max(p.time_sent)));
+            lost.push(p.frames);
+        });
+        if lost.is_empty() {
+            return;
+        }
+        self.stats.packets_lost += lost.len() as u64;
+        for frames in lost {
+            self.on_frames_lost(space, frames);
+        }
+        if let Some(t) = largest_lost_sent {
+            self.cc.on_congestion_event(now, t, false);
+        }
+    }
+
+    fn on_frames_lost(&mut self, space: Space, f: SentFrames) {
+        if let Some(r) = f.crypto {
+            self.spaces[space as usize].crypto_send.on_lost(r);
+        }
+        for s in f.streams {
+            self.streams.on_lost(s.id, s.range, s.fin);
+        }
+        if f.handshake_done {
+            self.handshake_done_pending = true;
+        }
+        if f.max_data {
+            self.streams.pending_max_data = true;
+        }
+        for id in f.max_stream_data {
+            self.streams.pending_max_stream_data.push(id);
+        }
+        for (i, b) in f.max_streams.iter().enumerate() {
+            if *b {
+                self.streams.pending_max_streams[i] = true;
+            }
+        }
+    }
+
+    fn amplification_budget(&self) -> u64 {
+        if self.address_validated {
+            return u64::MAX;
+        }
+        (self.unvalidated_received * AMPLIFICATION_FACTOR).saturating_sub(self.unvalidated_sent)
+    }
+}
+
+/// Errors from [`Connection::send_datagram`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DatagramError {
+    /// The connection is not established.
+    #[error("the connection is not open")]
+    NotOpen,
+    /// The peer does not accept datagrams (max_datagram_frame_size = 0).
+    #[error("the peer does not accept datagrams")]
+    UnsupportedByPeer,
+    /// The datagram does not fit one packet on the current path.
+    #[error("datagram too large: at most {max} bytes fit")]
+    TooLarge {
+        /// The current limit.
+        max: usize,
+    },
+}
+
+fn truncate_utf8(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}

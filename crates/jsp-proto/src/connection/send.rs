@@ -1,0 +1,506 @@
+//! Packet assembly: chooses what each space has to send (ACKs, CRYPTO data, probes, control
+//! frames, stream data, datagrams, CONNECTION_CLOSE), coalesces packets into one datagram within
+//! the path MTU, the congestion window and the amplification limit, then seals and applies header
+//! protection (PROTOCOL.md §4, §5).
+
+use std::net::SocketAddr;
+
+use super::sent_frames::{SentFrames, SentStream};
+use super::{Connection, State, MIN_INITIAL_DATAGRAM};
+use crate::crypto::provider::TAG_LEN;
+use crate::crypto::DirectionalKeys;
+use crate::handshake::Space;
+use crate::recovery::sent::SentPacket;
+use crate::time::Instant;
+use crate::wire::frame;
+use crate::wire::header::{self, LongHeaderType};
+use crate::wire::packet_number;
+use crate::Side;
+
+/// A datagram to send: the bytes are in the buffer passed to `poll_transmit`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Transmit {
+    /// Where to send it.
+    pub destination: SocketAddr,
+    /// Its size in bytes.
+    pub size: usize,
+}
+
+/// The smallest payload worth building a packet for.
+const MIN_PACKET_ROOM: usize = 32;
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Level {
+    Initial,
+    Handshake,
+    ZeroRtt,
+    OneRtt,
+}
+
+impl Level {
+    fn space(self) -> Space {
+        match self {
+            Level::Initial => Space::Initial,
+            Level::Handshake => Space::Handshake,
+            Level::ZeroRtt | Level::OneRtt => Space::Data,
+        }
+    }
+}
+
+impl Connection {
+    /// Writes the next datagram to send into `buf` (cleared first) and says where it goes.
+    pub fn poll_transmit(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<Transmit> {
+        buf.clear();
+        if matches!(self.state, State::Closed | State::Draining { .. }) {
+            return None;
+        }
+        self.maybe_update_keys(now);
+        let budget = self.amplification_budget();
+        let mut max = self.mtu.min(usize::try_from(budget).unwrap_or(usize::MAX));
+        if max < MIN_PACKET_ROOM {
+            return None;
+        }
+        let mut has_initial = false;
+        let mut ack_eliciting_sent = false;
+        for level in [
+            Level::Initial,
+            Level::Handshake,
+            Level::ZeroRtt,
+            Level::OneRtt,
+        ] {
+            let room = max.saturating_sub(buf.len());
+            if room < MIN_PACKET_ROOM {
+                break;
+            }
+            if self.side == Side::Client && has_initial && level == Level::OneRtt {
+                break; // keep 1-RTT out of padded Initial datagrams
+            }
+            let pad_to = if self.side == Side::Client && level == Level::Initial {
+                Some(MIN_INITIAL_DATAGRAM)
+            } else {
+                None
+            };
+            match self.write_packet(now, level, buf, max, pad_to) {
+                Some(eliciting) => {
+                    ack_eliciting_sent |= eliciting;
+                    if level == Level::Initial {
+                        has_initial = true;
+                    }
+                }
+                None => continue,
+            }
+            if level == Level::Handshake && self.side == Side::Client {
+                // PROTOCOL.md §7.9: the client drops Initial keys once it sends Handshake.
+                self.discard_space(Space::Initial);
+            }
+            max = max.min(self.mtu);
+        }
+        if buf.is_empty() {
+            return None;
+        }
+        let _ = ack_eliciting_sent;
+        if !self.address_validated {
+            self.unvalidated_sent += buf.len() as u64;
+        }
+        self.stats.datagrams_sent += 1;
+        self.stats.bytes_sent += buf.len() as u64;
+        if matches!(self.state, State::Closing { .. }) {
+            self.close_pending = false;
+        }
+        Some(Transmit {
+            destination: self.remote,
+            size: buf.len(),
+        })
+    }
+
+    fn maybe_update_keys(&mut self, now: Instant) {
+        if !self.handshake_confirmed {
+            return;
+        }
+        let (packets, age) = (
+            self.transport.key_update_packets,
+            self.transport.key_update_interval,
+        );
+        let provider = self.provider.clone();
+        let Some(app) = self.app.as_mut() else {
+            return;
+        };
+        let due = self.key_update_requested || app.update_due(now, packets, age);
+        if due && app.may_initiate() && app.initiate(provider.as_ref(), now).is_ok() {
+            self.key_update_requested = false;
+            self.stats.key_updates += 1;
+            let generation = app.generation();
+            tracing::debug!(side = ?self.side, generation, "key update initiated");
+            self.events
+                .push_back(super::Event::KeyUpdated { generation });
+        }
+    }
+
+    /// Whether `level` has keys now.
+    fn level_ready(&self, level: Level) -> bool {
+        match level {
+            Level::Initial | Level::Handshake => {
+                let s = &self.spaces[level.space() as usize];
+                !s.discarded && s.keys.is_some()
+            }
+            Level::ZeroRtt => {
+                self.side == Side::Client && self.app.is_none() && self.zero_rtt.is_some()
+            }
+            Level::OneRtt => {
+                // The client sends 1-RTT only once complete; the server as soon as it has keys.
+                self.app.is_some() && (self.side == Side::Server || self.state != State::Handshake)
+            }
+        }
+    }
+
+    /// Builds one packet of `level` at the end of `buf` (not beyond `max` bytes in total).
+    /// Returns whether it is ack-eliciting, or `None` if nothing was built.
+    fn write_packet(
+        &mut self,
+        now: Instant,
+        level: Level,
+        buf: &mut Vec<u8>,
+        max: usize,
+        pad_to: Option<usize>,
+    ) -> Option<bool> {
+        if !self.level_ready(level) {
+            return None;
+        }
+        let space = level.space();
+        let closing = matches!(self.state, State::Closing { .. });
+        if closing && !self.close_pending {
+            return None;
+        }
+        let si = space as usize;
+        let ack_due = self.ack_due(space, now);
+        let in_flight = self.bytes_in_flight();
+        let cwnd_room = self.cc.window().saturating_sub(in_flight);
+        let probing = self.spaces[si].probes > 0;
+        let can_elicit = probing || cwnd_room >= MIN_PACKET_ROOM as u64 || closing;
+        let has_data = !closing && can_elicit && self.has_eliciting(level);
+        if !(ack_due || has_data || closing) {
+            return None;
+        }
+
+        let start = buf.len();
+        let pn = self.spaces[si].next_pn;
+        let largest_acked = self.spaces[si].loss.largest_acked();
+        let pn_len = packet_number::encode_len(pn, largest_acked);
+        let layout = match level {
+            Level::OneRtt => {
+                let phase = self.app.as_ref().is_some_and(|a| a.send_phase());
+                header::encode_short_header(buf, &self.remote_cid, phase, pn, pn_len)
+            }
+            other => {
+                let ty = match other {
+                    Level::Initial => LongHeaderType::Initial {
+                        token: &self.retry_token,
+                    },
+                    Level::ZeroRtt => LongHeaderType::ZeroRtt,
+                    _ => LongHeaderType::Handshake,
+                };
+                header::encode_long_header(
+                    buf,
+                    ty,
+                    self.version,
+                    &self.remote_cid,
+                    &self.local_cid,
+                    pn,
+                    pn_len,
+                )
+            }
+        };
+        let payload_start = buf.len();
+        let limit = max.saturating_sub(TAG_LEN);
+        let mut sent = SentFrames {
+            zero_rtt: level == Level::ZeroRtt,
+            ..SentFrames::default()
+        };
+        let mut eliciting = false;
+
+        if closing {
+            if let Some(cf) = &self.close_frame {
+                // Application closes travel as CONNECTION_CLOSE before 1-RTT (no app data there).
+                if cf.application && level == Level::OneRtt {
+                    frame::encode_application_close(buf, cf.code, &cf.reason);
+                } else if cf.application {
+                    // Before 1-RTT an application close is sent as a plain close (RFC 9000 §10.2.3
+                    // does the same): the application code is not revealed to an unauthenticated
+                    // observer.
+                    frame::encode_connection_close(
+                        buf,
+                        crate::error::ErrorCode::NO_ERROR.0,
+                        0,
+                        b"",
+                    );
+                } else {
+                    frame::encode_connection_close(buf, cf.code, cf.frame_type, &cf.reason);
+                }
+            }
+        } else {
+            // ACK first.
+            if level != Level::ZeroRtt
+                && !self.spaces[si].received.is_empty()
+                && (ack_due || self.spaces[si].received.ack_has_news)
+            {
+                let exponent = 3u32;
+                let delay = self.spaces[si].received.ack_pending_since.map_or(0, |t| {
+                    now.saturating_duration_since(t).as_micros() as u64 >> exponent
+                });
+                let r = &self.spaces[si].received;
+                if let Some(largest) = r.largest() {
+                    let fits = frame::ack_frame_len(delay, r.ack_ranges())
+                        .is_ok_and(|n| n <= limit.saturating_sub(buf.len()));
+                    if fits && frame::encode_ack(buf, delay, r.ack_ranges()).is_ok() {
+                        sent.ack_largest = Some(largest);
+                        self.spaces[si].received.on_ack_sent();
+                    }
+                }
+            }
+            if can_elicit {
+                eliciting |= self.write_eliciting(level, buf, limit, &mut sent);
+            }
+            if self.spaces[si].probes > 0 {
+                self.spaces[si].probes -= 1;
+                if !eliciting && buf.len() < limit {
+                    frame::encode_ping(buf);
+                    sent.ping = true;
+                    eliciting = true;
+                }
+            }
+        }
+        if buf.len() == payload_start {
+            buf.truncate(start);
+            return None;
+        }
+        // Header protection needs pn_len + payload >= 4 (PROTOCOL.md §5.2); Initial padding.
+        let min_payload = 4usize.saturating_sub(layout.pn_len);
+        let mut target = payload_start + min_payload;
+        if let Some(p) = pad_to {
+            if eliciting {
+                target = target.max(p.saturating_sub(TAG_LEN));
+            }
+        }
+        if buf.len() < target {
+            buf.resize(target.min(limit.max(payload_start + min_payload)), 0);
+        }
+        let end_with_tag = buf.len() + TAG_LEN;
+        if layout.patch_length(buf, end_with_tag).is_err() {
+            buf.truncate(start);
+            return None;
+        }
+        if !self.seal_packet(level, buf, start, layout.pn_offset, layout.pn_len, pn) {
+            buf.truncate(start);
+            return None;
+        }
+        let size = buf.len() - start;
+        self.spaces[si].next_pn += 1;
+        self.stats.packets_sent += 1;
+        if level == Level::OneRtt {
+            if let Some(app) = self.app.as_mut() {
+                app.on_sent(pn);
+            }
+        }
+        let in_flight = eliciting || sent.ack_largest.is_none();
+        self.spaces[si].loss.on_sent(
+            pn,
+            SentPacket {
+                time_sent: now,
+                size: u16::try_from(size).unwrap_or(u16::MAX),
+                ack_eliciting: eliciting,
+                in_flight: eliciting && in_flight,
+                frames: sent,
+            },
+        );
+        if eliciting {
+            self.cc.on_sent(now, size as u64);
+        }
+        Some(eliciting)
+    }
+
+    fn bytes_in_flight(&self) -> u64 {
+        self.spaces.iter().map(|s| s.loss.bytes_in_flight()).sum()
+    }
+
+    fn ack_due(&self, space: Space, now: Instant) -> bool {
+        let r = &self.spaces[space as usize].received;
+        if r.unacked_eliciting == 0 {
+            return false;
+        }
+        if space != Space::Data || r.ack_immediately {
+            return true;
+        }
+        if r.unacked_eliciting >= self.transport.ack_eliciting_threshold {
+            return true;
+        }
+        r.ack_pending_since
+            .is_some_and(|t| now >= t + self.transport.max_ack_delay)
+    }
+
+    fn has_eliciting(&self, level: Level) -> bool {
+        let s = &self.spaces[level.space() as usize];
+        if s.crypto_send.has_pending() && level != Level::ZeroRtt {
+            return true;
+        }
+        if s.probes > 0 {
+            return true;
+        }
+        match level {
+            Level::OneRtt => {
+                self.handshake_done_pending
+                    || self.ping_pending
+                    || self.streams.has_pending()
+                    || !self.datagrams_out.is_empty()
+                    || self.streams.pending_max_data
+                    || !self.streams.pending_max_stream_data.is_empty()
+                    || self.streams.pending_max_streams.iter().any(|b| *b)
+            }
+            Level::ZeroRtt => self.streams.has_pending() || !self.datagrams_out.is_empty(),
+            _ => false,
+        }
+    }
+
+    /// Writes ack-eliciting frames; returns whether any was written.
+    fn write_eliciting(
+        &mut self,
+        level: Level,
+        buf: &mut Vec<u8>,
+        limit: usize,
+        sent: &mut SentFrames,
+    ) -> bool {
+        let start = buf.len();
+        let si = level.space() as usize;
+        // CRYPTO.
+        if level != Level::ZeroRtt {
+            let room = limit.saturating_sub(buf.len());
+            let overhead = 1 + 8 + 4;
+            if room > overhead {
+                if let Some((offset, data)) =
+                    self.spaces[si].crypto_send.next_chunk(room - overhead)
+                {
+                    frame::encode_crypto(buf, offset, data);
+                    sent.crypto = Some(offset..offset + data.len() as u64);
+                }
+            }
+        }
+        if level == Level::OneRtt {
+            if self.handshake_done_pending && buf.len() < limit {
+                frame::encode_handshake_done(buf);
+                sent.handshake_done = true;
+                self.handshake_done_pending = false;
+            }
+            if self.ping_pending && buf.len() < limit {
+                frame::encode_ping(buf);
+                sent.ping = true;
+                self.ping_pending = false;
+            }
+            if self.streams.pending_max_data && buf.len() + 9 <= limit {
+                frame::encode_max_data(buf, self.streams.local_max_data());
+                sent.max_data = true;
+                self.streams.pending_max_data = false;
+            }
+            while let Some(id) = self.streams.pending_max_stream_data.pop() {
+                if buf.len() + 17 > limit {
+                    self.streams.pending_max_stream_data.push(id);
+                    break;
+                }
+                if let Some(max) = self.streams.recv_max_data(id) {
+                    frame::encode_max_stream_data(buf, id.0, max);
+                    sent.max_stream_data.push(id);
+                }
+            }
+            for (i, dir) in [super::Dir::Bi, super::Dir::Uni].into_iter().enumerate() {
+                if self.streams.pending_max_streams[i] && buf.len() + 9 <= limit {
+                    let wire_dir = match dir {
+                        super::Dir::Bi => frame::Dir::Bi,
+                        super::Dir::Uni => frame::Dir::Uni,
+                    };
+                    frame::encode_max_streams(buf, wire_dir, self.streams.local_max_streams(dir));
+                    sent.max_streams[i] = true;
+                    self.streams.pending_max_streams[i] = false;
+                }
+            }
+        }
+        if matches!(level, Level::OneRtt | Level::ZeroRtt) {
+            // Datagrams (never retransmitted).
+            while let Some(d) = self.datagrams_out.front() {
+                if buf.len() + d.len() + 3 > limit {
+                    break;
+                }
+                if let Some(d) = self.datagrams_out.pop_front() {
+                    frame::encode_datagram(buf, &d, true);
+                }
+            }
+            // Stream data.
+            loop {
+                let room = limit.saturating_sub(buf.len());
+                if room < 24 {
+                    break;
+                }
+                let Some(chunk) = self.streams.next_chunk(room - 24) else {
+                    break;
+                };
+                frame::encode_stream(buf, chunk.id.0, chunk.offset, &chunk.data, chunk.fin, true);
+                sent.streams.push(SentStream {
+                    id: chunk.id,
+                    range: chunk.offset..chunk.offset + chunk.data.len() as u64,
+                    fin: chunk.fin,
+                });
+            }
+        }
+        buf.len() > start
+    }
+
+    /// Seals the packet at `buf[start..]` in place and applies header protection.
+    fn seal_packet(
+        &mut self,
+        level: Level,
+        buf: &mut Vec<u8>,
+        start: usize,
+        pn_offset: usize,
+        pn_len: usize,
+        pn: u64,
+    ) -> bool {
+        let keys: &DirectionalKeys = match level {
+            Level::Initial | Level::Handshake => match &self.spaces[level.space() as usize].keys {
+                Some((send, _)) => send,
+                None => return false,
+            },
+            Level::ZeroRtt => match &self.zero_rtt {
+                Some(k) => k,
+                None => return false,
+            },
+            Level::OneRtt => match &self.app {
+                Some(a) => &a.send,
+                None => return false,
+            },
+        };
+        let payload_offset = pn_offset + pn_len;
+        let (head, payload) = buf.split_at_mut(payload_offset);
+        let Ok(tag) = keys.packet.seal(pn, &head[start..], payload) else {
+            return false;
+        };
+        buf.extend_from_slice(&tag);
+        // Header protection (PROTOCOL.md §5.3).
+        let sample_at = pn_offset + 4;
+        let Some(sample) = buf
+            .get(sample_at..sample_at + 16)
+            .and_then(|s| <[u8; 16]>::try_from(s).ok())
+        else {
+            return false;
+        };
+        let Ok(mask) = keys.header.mask(&sample) else {
+            return false;
+        };
+        let first_mask = if level == Level::OneRtt {
+            header::SHORT_HP_MASK
+        } else {
+            header::LONG_HP_MASK
+        };
+        buf[start] ^= mask[0] & first_mask;
+        for i in 0..pn_len {
+            buf[pn_offset + i] ^= mask[1 + i];
+        }
+        true
+    }
+}

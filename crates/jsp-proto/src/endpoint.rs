@@ -1,0 +1,481 @@
+//! The sans-IO endpoint: one per socket. It demultiplexes datagrams to connections by connection
+//! ID, accepts or refuses new handshakes (Retry, handshake caps, version negotiation), and sends
+//! the few stateless replies the protocol allows (PROTOCOL.md §3, §4.5, §12).
+//!
+//! Driver loop: `handle_datagram` for every datagram received; `handle_timeout` once
+//! `poll_timeout` has passed; then drain `poll_transmit` and `poll_event`, and each connection's
+//! events through [`Endpoint::connection_mut`].
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use crate::config::{ClientConfig, EndpointConfig, RetryPolicy, ServerConfig};
+use crate::connection::{Connection, ServerContext, Transmit, MIN_INITIAL_DATAGRAM};
+use crate::crypto::CryptoProvider;
+use crate::error::{ConfigError, ConnectionError};
+use crate::handshake::retry::{self, RetryTokenKey};
+use crate::time::{Instant, UnixTime};
+use crate::wire::header::{self, ConnectionId, PacketType, PartialDecode};
+
+/// Identifies a connection within its endpoint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnectionHandle(pub usize);
+
+/// Something that happened at the endpoint level.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EndpointEvent {
+    /// A client started a handshake with this server; the connection exists now.
+    NewConnection(ConnectionHandle),
+}
+
+/// Counters of the endpoint's own decisions.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EndpointStats {
+    /// Datagrams that did not parse or matched no connection and got no reply.
+    pub dropped_unroutable: u64,
+    /// Version negotiation packets sent.
+    pub version_negotiations_sent: u64,
+    /// Retry packets sent.
+    pub retries_sent: u64,
+    /// Initial packets with an invalid Retry token (dropped).
+    pub invalid_tokens: u64,
+    /// Handshakes refused because of the handshake or connection cap.
+    pub refused: u64,
+    /// Connections accepted.
+    pub accepted: u64,
+}
+
+struct ServerState {
+    ctx: ServerContext,
+    retry_key: RetryTokenKey,
+}
+
+/// A sans-IO JetStreamProto endpoint.
+pub struct Endpoint {
+    config: EndpointConfig,
+    provider: Arc<dyn CryptoProvider>,
+    server: Option<ServerState>,
+    connections: Vec<Option<Connection>>,
+    free: Vec<usize>,
+    by_cid: HashMap<ConnectionId, ConnectionHandle>,
+    cids_of: HashMap<ConnectionHandle, Vec<ConnectionId>>,
+    handshaking: HashSet<ConnectionHandle>,
+    stateless: VecDeque<(SocketAddr, Vec<u8>)>,
+    events: VecDeque<EndpointEvent>,
+    unix_at_zero: u64,
+    next_poll: usize,
+    stats: EndpointStats,
+}
+
+impl core::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Endpoint")
+            .field("connections", &self.by_cid.len())
+            .field("server", &self.server.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Endpoint {
+    /// Creates an endpoint. `server` makes it accept connections. `unix_at_zero` is the wall-clock
+    /// time (Unix seconds) at engine [`Instant::ZERO`], used for certificates and tickets.
+    pub fn new(
+        config: EndpointConfig,
+        provider: Arc<dyn CryptoProvider>,
+        server: Option<ServerConfig>,
+        unix_at_zero: u64,
+    ) -> Result<Self, ConfigError> {
+        if !(4..=header::MAX_CID_LEN).contains(&config.cid_len) {
+            return Err(ConfigError::OutOfRange {
+                field: "cid_len",
+                detail: "4..=20",
+            });
+        }
+        let server = match server {
+            Some(cfg) => {
+                cfg.validate()?;
+                let identity = cfg.identity.identity.clone();
+                let retry_key = RetryTokenKey::generate(provider.as_ref())
+                    .map_err(|e| ConfigError::Crypto(e.to_string()))?;
+                Some(ServerState {
+                    ctx: ServerContext {
+                        config: Arc::new(cfg),
+                        identity,
+                    },
+                    retry_key,
+                })
+            }
+            None => None,
+        };
+        Ok(Self {
+            config,
+            provider,
+            server,
+            connections: Vec::new(),
+            free: Vec::new(),
+            by_cid: HashMap::new(),
+            cids_of: HashMap::new(),
+            handshaking: HashSet::new(),
+            stateless: VecDeque::new(),
+            events: VecDeque::new(),
+            unix_at_zero,
+            next_poll: 0,
+            stats: EndpointStats::default(),
+        })
+    }
+
+    fn unix_now(&self, now: Instant) -> UnixTime {
+        UnixTime(self.unix_at_zero + now.as_nanos() / 1_000_000_000)
+    }
+
+    fn random_cid(&self, len: usize) -> Result<ConnectionId, ConnectionError> {
+        let mut b = [0u8; header::MAX_CID_LEN];
+        loop {
+            self.provider
+                .fill_random(&mut b[..len])
+                .map_err(|e| ConnectionError::Handshake(crate::handshake::crypto_err(e)))?;
+            let cid = ConnectionId::from_slice(&b[..len]).map_err(|_| {
+                ConnectionError::Handshake(crate::error::HandshakeError::Crypto("cid".into()))
+            })?;
+            if !self.by_cid.contains_key(&cid) {
+                return Ok(cid);
+            }
+        }
+    }
+
+    fn insert(&mut self, conn: Connection, extra_cids: &[ConnectionId]) -> ConnectionHandle {
+        let cid = conn.local_cid();
+        let h = match self.free.pop() {
+            Some(i) => {
+                self.connections[i] = Some(conn);
+                ConnectionHandle(i)
+            }
+            None => {
+                self.connections.push(Some(conn));
+                ConnectionHandle(self.connections.len() - 1)
+            }
+        };
+        let mut cids = vec![cid];
+        cids.extend_from_slice(extra_cids);
+        for c in &cids {
+            self.by_cid.insert(*c, h);
+        }
+        self.cids_of.insert(h, cids);
+        self.handshaking.insert(h);
+        h
+    }
+
+    /// Starts a client connection to `remote`.
+    pub fn connect(
+        &mut self,
+        now: Instant,
+        config: Arc<ClientConfig>,
+        remote: SocketAddr,
+    ) -> Result<ConnectionHandle, ConnectionError> {
+        let local = self.random_cid(self.config.cid_len)?;
+        let odcid = self.random_cid(8)?;
+        let unix = self.unix_now(now);
+        let conn = Connection::connect(
+            self.provider.clone(),
+            config,
+            local,
+            odcid,
+            remote,
+            now,
+            unix,
+        )?;
+        Ok(self.insert(conn, &[]))
+    }
+
+    /// The connection behind `handle`.
+    pub fn connection_mut(&mut self, handle: ConnectionHandle) -> Option<&mut Connection> {
+        self.connections.get_mut(handle.0).and_then(Option::as_mut)
+    }
+
+    /// The connection behind `handle`.
+    pub fn connection(&self, handle: ConnectionHandle) -> Option<&Connection> {
+        self.connections.get(handle.0).and_then(Option::as_ref)
+    }
+
+    /// Handles of all live connections.
+    pub fn handles(&self) -> impl Iterator<Item = ConnectionHandle> + '_ {
+        self.connections
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.is_some())
+            .map(|(i, _)| ConnectionHandle(i))
+    }
+
+    /// Number of live connections.
+    pub fn connection_count(&self) -> usize {
+        self.connections.len() - self.free.len()
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> &EndpointStats {
+        &self.stats
+    }
+
+    /// The next endpoint event.
+    pub fn poll_event(&mut self) -> Option<EndpointEvent> {
+        self.events.pop_front()
+    }
+
+    fn handshakes_in_flight(&mut self) -> usize {
+        let conns = &self.connections;
+        self.handshaking.retain(|h| {
+            conns
+                .get(h.0)
+                .and_then(Option::as_ref)
+                .is_some_and(Connection::is_handshaking)
+        });
+        self.handshaking.len()
+    }
+
+    /// Handles a datagram from `remote`; `data` is decrypted in place.
+    pub fn handle_datagram(&mut self, now: Instant, remote: SocketAddr, data: &mut [u8]) {
+        let Ok(peek) = header::peek(data, self.config.cid_len) else {
+            self.stats.dropped_unroutable += 1;
+            return;
+        };
+        if let Some(&h) = self.by_cid.get(&peek.dcid) {
+            if let Some(c) = self.connections.get_mut(h.0).and_then(Option::as_mut) {
+                c.handle_datagram(now, remote, data);
+                return;
+            }
+        }
+        if !peek.is_long || self.server.is_none() {
+            self.stats.dropped_unroutable += 1;
+            return;
+        }
+        self.handle_new(now, remote, data);
+    }
+
+    fn handle_new(&mut self, now: Instant, remote: SocketAddr, data: &mut [u8]) {
+        let len = data.len();
+        let (first, _) = match header::decode(data, self.config.cid_len) {
+            Ok(x) => x,
+            Err(_) => {
+                self.stats.dropped_unroutable += 1;
+                return;
+            }
+        };
+        let hdr = match first {
+            PartialDecode::UnsupportedVersion { dcid, scid, .. } => {
+                // PROTOCOL.md §4.5: reply only to full-size datagrams, never larger than them.
+                if len >= MIN_INITIAL_DATAGRAM {
+                    self.send_version_negotiation(remote, scid, dcid, len);
+                } else {
+                    self.stats.dropped_unroutable += 1;
+                }
+                return;
+            }
+            PartialDecode::Protected(h) if h.ty == PacketType::Initial => h,
+            _ => {
+                self.stats.dropped_unroutable += 1;
+                return;
+            }
+        };
+        if len < MIN_INITIAL_DATAGRAM {
+            self.stats.dropped_unroutable += 1;
+            return;
+        }
+        let in_flight = self.handshakes_in_flight();
+        let Some(server) = self.server.as_ref() else {
+            return;
+        };
+        let cfg = server.ctx.config.clone();
+        let version = hdr.version.unwrap_or(crate::VERSION_1);
+        let (dcid, scid) = (hdr.dcid, hdr.scid);
+        let token = hdr.token.to_vec();
+        let validated = if token.is_empty() {
+            None
+        } else {
+            match server
+                .retry_key
+                .open(&token, &remote, now, cfg.retry_token_lifetime)
+            {
+                Some(v) if v.retry_scid == dcid => Some(v),
+                _ => {
+                    self.stats.invalid_tokens += 1;
+                    return;
+                }
+            }
+        };
+        let wants_retry = match cfg.retry {
+            RetryPolicy::Never => false,
+            RetryPolicy::Always => true,
+            RetryPolicy::WhenBusy(n) => in_flight >= n,
+        };
+        if validated.is_none() && wants_retry {
+            self.send_retry(now, remote, version, scid, dcid);
+            return;
+        }
+        if in_flight >= cfg.max_handshakes || self.connection_count() >= cfg.max_connections {
+            // PROTOCOL.md §12.3: refuse early rather than degrade existing connections.
+            self.stats.refused += 1;
+            return;
+        }
+        let Ok(local) = self.random_cid(self.config.cid_len) else {
+            return;
+        };
+        let (odcid, retry_scid) = match validated {
+            Some(v) => (v.original_dcid, Some(v.retry_scid)),
+            None => (dcid, None),
+        };
+        let unix = self.unix_now(now);
+        let ctx = server.ctx.clone();
+        let conn = match Connection::accept(
+            self.provider.clone(),
+            ctx,
+            version,
+            local,
+            scid,
+            odcid,
+            retry_scid,
+            remote,
+            now,
+            unix,
+        ) {
+            Ok(c) => c,
+            Err(_) => return,
+        };
+        // Route the client's current DCID here until it switches to ours.
+        let h = self.insert(conn, &[dcid]);
+        self.stats.accepted += 1;
+        self.events.push_back(EndpointEvent::NewConnection(h));
+        if let Some(c) = self.connection_mut(h) {
+            c.handle_datagram(now, remote, data);
+        }
+    }
+
+    fn send_version_negotiation(
+        &mut self,
+        remote: SocketAddr,
+        client_scid: ConnectionId,
+        client_dcid: ConnectionId,
+        limit: usize,
+    ) {
+        let versions: Vec<u32> = self
+            .server
+            .as_ref()
+            .map(|s| s.ctx.config.versions.clone())
+            .unwrap_or_else(|| vec![crate::VERSION_1]);
+        let mut unused = [0u8; 1];
+        let _ = self.provider.fill_random(&mut unused);
+        let mut buf = Vec::with_capacity(64);
+        if header::encode_version_negotiation(
+            &mut buf,
+            &client_scid,
+            &client_dcid,
+            &versions,
+            unused[0],
+        )
+        .is_ok()
+            && buf.len() <= limit
+        {
+            self.stats.version_negotiations_sent += 1;
+            self.stateless.push_back((remote, buf));
+        }
+    }
+
+    fn send_retry(
+        &mut self,
+        now: Instant,
+        remote: SocketAddr,
+        version: u32,
+        client_scid: ConnectionId,
+        original_dcid: ConnectionId,
+    ) {
+        let Ok(retry_scid) = self.random_cid(self.config.cid_len) else {
+            return;
+        };
+        let Some(server) = self.server.as_ref() else {
+            return;
+        };
+        let Ok(token) = server.retry_key.seal(
+            self.provider.as_ref(),
+            &remote,
+            now,
+            &original_dcid,
+            &retry_scid,
+        ) else {
+            return;
+        };
+        let mut buf = Vec::with_capacity(128);
+        let Ok(start) = header::encode_retry(&mut buf, version, &client_scid, &retry_scid, &token)
+        else {
+            return;
+        };
+        let Ok(tag) = retry::integrity_tag(self.provider.as_ref(), &original_dcid, &buf[start..])
+        else {
+            return;
+        };
+        buf.extend_from_slice(&tag);
+        self.stats.retries_sent += 1;
+        self.stateless.push_back((remote, buf));
+    }
+
+    /// Writes the next datagram to send into `buf`.
+    pub fn poll_transmit(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<Transmit> {
+        if let Some((dst, bytes)) = self.stateless.pop_front() {
+            buf.clear();
+            buf.extend_from_slice(&bytes);
+            return Some(Transmit {
+                destination: dst,
+                size: bytes.len(),
+            });
+        }
+        let n = self.connections.len();
+        for i in 0..n {
+            let idx = (self.next_poll + i) % n;
+            if let Some(c) = self.connections[idx].as_mut() {
+                if let Some(t) = c.poll_transmit(now, buf) {
+                    self.next_poll = idx;
+                    return Some(t);
+                }
+            }
+        }
+        None
+    }
+
+    /// When [`Endpoint::handle_timeout`] should next be called.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.connections
+            .iter()
+            .flatten()
+            .filter_map(Connection::poll_timeout)
+            .min()
+    }
+
+    /// Handles expired timers of every connection and forgets closed connections whose events
+    /// were all read.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        for c in self.connections.iter_mut().flatten() {
+            if c.poll_timeout().is_some_and(|t| t <= now) {
+                c.handle_timeout(now);
+            }
+        }
+        self.reap();
+    }
+
+    fn reap(&mut self) {
+        for i in 0..self.connections.len() {
+            let dead = self.connections[i]
+                .as_ref()
+                .is_some_and(|c| c.is_closed() && !c.has_pending_events());
+            if dead {
+                self.connections[i] = None;
+                self.free.push(i);
+                let h = ConnectionHandle(i);
+                if let Some(cids) = self.cids_of.remove(&h) {
+                    for c in cids {
+                        self.by_cid.remove(&c);
+                    }
+                }
+                self.handshaking.remove(&h);
+            }
+        }
+    }
+}

@@ -1,0 +1,102 @@
+//! The JetStreamProto handshake (PROTOCOL.md §7): client and server state machines that turn
+//! handshake messages into messages to send, keys to install and, at the end, an authenticated
+//! session. Packets, retransmission and CRYPTO framing belong to the connection; this module only
+//! sees whole messages and the space they arrived in.
+
+pub mod client;
+pub mod retry;
+pub mod server;
+pub mod verifier;
+
+use crate::crypto::{CipherSuite, CryptoError, Secret};
+use crate::error::HandshakeError;
+pub use verifier::{PeerIdentity, PeerVerified};
+
+/// Packet number spaces (PROTOCOL.md §4.3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Space {
+    /// Initial packets.
+    Initial = 0,
+    /// Handshake packets.
+    Handshake = 1,
+    /// 0-RTT and 1-RTT packets.
+    Data = 2,
+}
+
+impl Space {
+    /// All spaces in send order.
+    pub const ALL: [Space; 3] = [Space::Initial, Space::Handshake, Space::Data];
+}
+
+/// Keys the handshake hands to the connection.
+pub enum KeyChange {
+    /// 0-RTT keys (client: send, server: receive).
+    ZeroRtt(Secret),
+    /// Handshake-space keys.
+    Handshake {
+        /// Secret this side sends with.
+        send: Secret,
+        /// Secret this side receives with.
+        recv: Secret,
+    },
+    /// First-generation 1-RTT keys.
+    Application {
+        /// Secret this side sends with.
+        send: Secret,
+        /// Secret this side receives with.
+        recv: Secret,
+    },
+}
+
+/// What the handshake concluded once complete.
+#[derive(Debug)]
+pub struct Completion {
+    /// Proof of peer authentication.
+    pub verified: PeerVerified,
+    /// Whether the session was resumed from a ticket.
+    pub resumed: bool,
+    /// Whether the server accepted 0-RTT data.
+    pub early_data_accepted: bool,
+}
+
+/// Everything one handshake step produced.
+#[derive(Default)]
+pub struct Output {
+    /// Messages to append to the CRYPTO stream of a space.
+    pub messages: Vec<(Space, Vec<u8>)>,
+    /// Keys to install, in order.
+    pub keys: Vec<KeyChange>,
+    /// The peer's transport parameters (raw), once received.
+    pub peer_params: Option<Vec<u8>>,
+    /// Set when the handshake completed in this step.
+    pub complete: Option<Completion>,
+}
+
+impl Output {
+    fn send(&mut self, space: Space, msg: Vec<u8>) {
+        self.messages.push((space, msg));
+    }
+}
+
+pub(crate) fn crypto_err(e: CryptoError) -> HandshakeError {
+    HandshakeError::Crypto(e.to_string())
+}
+
+/// The negotiated parameters, available once the Hello messages were exchanged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Negotiated {
+    /// The protocol version.
+    pub version: u32,
+    /// The cipher suite.
+    pub suite: CipherSuite,
+    /// The key-exchange group codepoint (PROTOCOL.md §7.2).
+    pub group: u16,
+}
+
+/// Human-readable name of a key-exchange group.
+pub fn group_name(group: u16) -> &'static str {
+    match group {
+        crate::crypto::provider::GROUP_X25519_MLKEM768 => "X25519-MLKEM768",
+        _ => "unknown",
+    }
+}

@@ -1,0 +1,340 @@
+//! The server side of the handshake (PROTOCOL.md §7.9): validates ClientHello, selects version and
+//! suite, completes the hybrid key exchange, proves its identity (CertificateVerify) and the
+//! transcript (Finished), optionally authenticates the client, and derives 1-RTT keys.
+
+use std::sync::Arc;
+
+use super::verifier::{self, certificate_verify_content, PeerVerified, TrustedKey};
+use super::{crypto_err, Completion, KeyChange, Negotiated, Output, Space};
+use crate::config::{ClientAuth, ServerConfig};
+use crate::crypto::key_schedule::{self, KeySchedule};
+use crate::crypto::provider::{CLIENT_SHARE_LEN, GROUP_X25519_MLKEM768};
+use crate::crypto::{CipherSuite, CryptoProvider, HashContext, Secret};
+use crate::error::HandshakeError;
+use crate::identity::Identity;
+use crate::time::UnixTime;
+use crate::wire::messages::{self as msg, Message};
+
+enum State {
+    WaitClientCertificate,
+    WaitClientCertificateVerify(TrustedKey),
+    WaitFinished(PeerVerified),
+    Done,
+    Failed,
+}
+
+/// The server handshake state machine, created from a ClientHello.
+pub struct ServerHandshake {
+    provider: Arc<dyn CryptoProvider>,
+    config: Arc<ServerConfig>,
+    state: State,
+    transcript: Box<dyn HashContext>,
+    client_hs: Secret,
+    negotiated: Negotiated,
+    unix_now: UnixTime,
+}
+
+impl std::fmt::Debug for ServerHandshake {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerHandshake")
+            .field("negotiated", &self.negotiated)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the server learned from a ClientHello.
+pub struct Accepted {
+    /// The handshake state machine.
+    pub handshake: ServerHandshake,
+    /// The client's transport parameters (raw).
+    pub client_params: Vec<u8>,
+}
+
+impl ServerHandshake {
+    /// Handles a ClientHello: selects parameters and produces the server's first flight
+    /// (ServerHello in Initial; EncryptedExtensions .. Finished in Handshake). `params_for` builds
+    /// the server's transport parameters once the client's are known.
+    #[allow(clippy::too_many_arguments)]
+    pub fn accept(
+        provider: Arc<dyn CryptoProvider>,
+        config: Arc<ServerConfig>,
+        identity: &Identity,
+        raw_client_hello: &[u8],
+        attempted_version: u32,
+        server_params: Vec<u8>,
+        unix_now: UnixTime,
+        out: &mut Output,
+    ) -> Result<Accepted, HandshakeError> {
+        let p = provider.clone();
+        let provider_ref = p.as_ref();
+        let encode_err = |_| HandshakeError::Crypto("message does not encode".into());
+        let ch = match Message::decode(raw_client_hello)
+            .map_err(|_| HandshakeError::Decode("ClientHello"))?
+        {
+            Message::ClientHello(ch) => ch,
+            _ => return Err(HandshakeError::UnexpectedMessage("expected ClientHello")),
+        };
+        // Version (PROTOCOL.md §2, §4.5): the attempted version must be offered and supported.
+        if !ch.versions.as_slice().contains(&attempted_version) {
+            return Err(HandshakeError::IllegalParameter(
+                "attempted version not offered",
+            ));
+        }
+        if !config.versions.contains(&attempted_version) {
+            return Err(HandshakeError::NoCommonParameters);
+        }
+        if let Some(prev) = ch.previous_version {
+            // The client claims a version negotiation moved it off `prev`: if we support a
+            // version it prefers over the attempted one, that negotiation was forged.
+            let preferred = ch
+                .versions
+                .as_slice()
+                .iter()
+                .take_while(|&&v| v != attempted_version)
+                .any(|v| config.versions.contains(v));
+            if preferred || config.versions.contains(&prev) {
+                return Err(HandshakeError::Downgrade);
+            }
+        }
+        let suite = config
+            .transport
+            .cipher_suites
+            .iter()
+            .copied()
+            .find(|s| ch.cipher_suites.as_slice().contains(&s.code()))
+            .ok_or(HandshakeError::NoCommonParameters)?;
+        if ch.key_share.group != GROUP_X25519_MLKEM768 {
+            return Err(HandshakeError::NoCommonParameters);
+        }
+        if ch.key_share.share.len() != CLIENT_SHARE_LEN {
+            return Err(HandshakeError::IllegalParameter("key share length"));
+        }
+        let client_params = ch.transport_parameters.to_vec();
+        let (server_share, shared) = provider
+            .server_key_exchange(ch.key_share.share)
+            .map_err(|_| HandshakeError::IllegalParameter("key share"))?;
+        let mut transcript = provider.hash();
+        transcript.update(raw_client_hello);
+
+        let mut random = [0u8; 32];
+        provider.fill_random(&mut random).map_err(crypto_err)?;
+        let mut sh = Vec::with_capacity(1200);
+        msg::ServerHello {
+            random,
+            version: attempted_version,
+            cipher_suite: suite.code(),
+            key_share: msg::KeyShare {
+                group: GROUP_X25519_MLKEM768,
+                share: &server_share,
+            },
+            psk_accepted: false,
+        }
+        .encode(&mut sh)
+        .map_err(encode_err)?;
+        transcript.update(&sh);
+        out.send(Space::Initial, sh);
+
+        let hash = transcript.current();
+        let hs = KeySchedule::new(provider_ref, None)
+            .into_handshake(provider_ref, &shared)
+            .map_err(crypto_err)?;
+        let client_hs = hs
+            .client_handshake_traffic(provider_ref, &hash)
+            .map_err(crypto_err)?;
+        let server_hs = hs
+            .server_handshake_traffic(provider_ref, &hash)
+            .map_err(crypto_err)?;
+        out.keys.push(KeyChange::Handshake {
+            send: server_hs.clone(),
+            recv: client_hs.clone(),
+        });
+
+        let mut ee = Vec::with_capacity(128);
+        msg::EncryptedExtensions {
+            transport_parameters: &server_params,
+            early_data: false,
+        }
+        .encode(&mut ee)
+        .map_err(encode_err)?;
+        transcript.update(&ee);
+        out.send(Space::Handshake, ee);
+
+        let wants_client_auth = !matches!(config.client_auth, ClientAuth::None);
+        if wants_client_auth {
+            let mut cr = Vec::with_capacity(8);
+            msg::CertificateRequest { flags: 0 }.encode(&mut cr);
+            transcript.update(&cr);
+            out.send(Space::Handshake, cr);
+        }
+
+        let id = &config.identity;
+        let (kind, data) = match &id.certificate {
+            Some(c) => (msg::CertificateKind::Certificate, c.encode()),
+            None => {
+                let mut d = vec![verifier::ALG_ED25519];
+                d.extend_from_slice(identity.public_key().as_bytes());
+                (msg::CertificateKind::RawPublicKey, d)
+            }
+        };
+        let mut cert = Vec::with_capacity(data.len() + 8);
+        msg::CertificateMsg { kind, data: &data }
+            .encode(&mut cert)
+            .map_err(encode_err)?;
+        transcript.update(&cert);
+        out.send(Space::Handshake, cert);
+
+        let content = certificate_verify_content(true, &transcript.current());
+        let signature = identity.sign(&content).map_err(crypto_err)?;
+        let mut cv = Vec::with_capacity(72);
+        msg::CertificateVerify {
+            scheme: msg::SCHEME_ED25519,
+            signature: &signature,
+        }
+        .encode(&mut cv)
+        .map_err(encode_err)?;
+        transcript.update(&cv);
+        out.send(Space::Handshake, cv);
+
+        let verify_data =
+            key_schedule::finished_verify_data(provider_ref, &server_hs, &transcript.current())
+                .map_err(crypto_err)?;
+        let mut fin = Vec::with_capacity(36);
+        msg::Finished { verify_data }.encode(&mut fin);
+        transcript.update(&fin);
+        out.send(Space::Handshake, fin);
+
+        let server_fin_hash = transcript.current();
+        let master = hs.into_master(provider_ref).map_err(crypto_err)?;
+        let send = master
+            .server_app_traffic(provider_ref, &server_fin_hash)
+            .map_err(crypto_err)?;
+        let recv = master
+            .client_app_traffic(provider_ref, &server_fin_hash)
+            .map_err(crypto_err)?;
+        out.keys.push(KeyChange::Application { send, recv });
+
+        let state = if wants_client_auth {
+            State::WaitClientCertificate
+        } else {
+            State::WaitFinished(PeerVerified::anonymous())
+        };
+        Ok(Accepted {
+            handshake: ServerHandshake {
+                provider,
+                config,
+                state,
+                transcript,
+                client_hs,
+                negotiated: Negotiated {
+                    version: attempted_version,
+                    suite,
+                    group: GROUP_X25519_MLKEM768,
+                },
+                unix_now,
+            },
+            client_params,
+        })
+    }
+
+    /// What was negotiated.
+    pub fn negotiated(&self) -> Negotiated {
+        self.negotiated
+    }
+
+    /// The selected suite.
+    pub fn suite(&self) -> CipherSuite {
+        self.negotiated.suite
+    }
+
+    /// Whether the handshake finished.
+    pub fn is_done(&self) -> bool {
+        matches!(self.state, State::Done)
+    }
+
+    /// Processes one complete handshake message from the client.
+    pub fn handle(
+        &mut self,
+        space: Space,
+        raw: &[u8],
+        out: &mut Output,
+    ) -> Result<(), HandshakeError> {
+        let r = self.step(space, raw, out);
+        if r.is_err() {
+            self.state = State::Failed;
+        }
+        r
+    }
+
+    fn step(&mut self, space: Space, raw: &[u8], out: &mut Output) -> Result<(), HandshakeError> {
+        if space != Space::Handshake {
+            return Err(HandshakeError::UnexpectedMessage(
+                "client message outside Handshake",
+            ));
+        }
+        let message = Message::decode(raw).map_err(|_| HandshakeError::Decode("message"))?;
+        let p = self.provider.clone();
+        let provider = p.as_ref();
+        let state = std::mem::replace(&mut self.state, State::Failed);
+        self.state = match (state, message) {
+            (State::WaitClientCertificate, Message::Certificate(cert)) => {
+                let (policy, required) = match &self.config.client_auth {
+                    ClientAuth::Required(p) => (p, true),
+                    ClientAuth::Optional(p) => (p, false),
+                    ClientAuth::None => {
+                        return Err(HandshakeError::UnexpectedMessage("unrequested certificate"))
+                    }
+                };
+                self.transcript.update(raw);
+                if cert.is_none() {
+                    if required {
+                        return Err(HandshakeError::CertificateRequired);
+                    }
+                    State::WaitFinished(PeerVerified::anonymous())
+                } else {
+                    let key = verifier::verify_presented(
+                        provider,
+                        policy,
+                        cert.kind.code(),
+                        cert.data,
+                        self.unix_now,
+                        None,
+                    )?;
+                    State::WaitClientCertificateVerify(key)
+                }
+            }
+            (State::WaitClientCertificateVerify(key), Message::CertificateVerify(cv)) => {
+                if cv.scheme != msg::SCHEME_ED25519 {
+                    return Err(HandshakeError::IllegalParameter("signature scheme"));
+                }
+                let content = certificate_verify_content(false, &self.transcript.current());
+                provider
+                    .verify_ed25519(key.key().as_bytes(), &content, cv.signature)
+                    .map_err(|_| HandshakeError::BadSignature)?;
+                self.transcript.update(raw);
+                State::WaitFinished(PeerVerified::from_signature(provider, &key))
+            }
+            (State::WaitFinished(verified), Message::Finished(fin)) => {
+                key_schedule::verify_finished(
+                    provider,
+                    &self.client_hs,
+                    &self.transcript.current(),
+                    &fin.verify_data,
+                )
+                .map_err(|_| HandshakeError::FinishedMismatch)?;
+                self.transcript.update(raw);
+                out.complete = Some(Completion {
+                    verified,
+                    resumed: false,
+                    early_data_accepted: false,
+                });
+                State::Done
+            }
+            _ => {
+                return Err(HandshakeError::UnexpectedMessage(
+                    "out of order for the server",
+                ))
+            }
+        };
+        Ok(())
+    }
+}
