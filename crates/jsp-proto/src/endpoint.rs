@@ -8,13 +8,14 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use crate::config::{ClientConfig, EndpointConfig, RetryPolicy, ServerConfig};
 use crate::connection::{Connection, ServerContext, Transmit, MIN_INITIAL_DATAGRAM};
 use crate::crypto::CryptoProvider;
 use crate::error::{ConfigError, ConnectionError};
 use crate::handshake::retry::{self, RetryTokenKey};
+use crate::handshake::ticket::{ResumptionState, SessionTicket, SharedResumption};
 use crate::time::{Instant, UnixTime};
 use crate::wire::header::{self, ConnectionId, PacketType, PartialDecode};
 
@@ -61,6 +62,8 @@ pub struct Endpoint {
     by_cid: HashMap<ConnectionId, ConnectionHandle>,
     cids_of: HashMap<ConnectionHandle, Vec<ConnectionId>>,
     handshaking: HashSet<ConnectionHandle>,
+    /// Connections seen closed, to forget once their events were read.
+    closed: Vec<ConnectionHandle>,
     stateless: VecDeque<(SocketAddr, Vec<u8>)>,
     events: VecDeque<EndpointEvent>,
     unix_at_zero: u64,
@@ -100,6 +103,11 @@ impl Endpoint {
                     .map_err(|e| ConfigError::Crypto(e.to_string()))?;
                 Some(ServerState {
                     ctx: ServerContext {
+                        resumption: Arc::new(Mutex::new(ResumptionState::new(
+                            cfg.ticket_key_rotation.as_secs(),
+                            cfg.ticket_lifetime.as_secs(),
+                            cfg.anti_replay_capacity,
+                        ))),
                         config: Arc::new(cfg),
                         identity,
                     },
@@ -117,6 +125,7 @@ impl Endpoint {
             by_cid: HashMap::new(),
             cids_of: HashMap::new(),
             handshaking: HashSet::new(),
+            closed: Vec::new(),
             stateless: VecDeque::new(),
             events: VecDeque::new(),
             unix_at_zero,
@@ -173,6 +182,19 @@ impl Endpoint {
         config: Arc<ClientConfig>,
         remote: SocketAddr,
     ) -> Result<ConnectionHandle, ConnectionError> {
+        self.connect_resuming(now, config, remote, None)
+    }
+
+    /// Starts a client connection to `remote`, resuming the session of `ticket` when given
+    /// (PROTOCOL.md §13.2): the handshake skips the certificate, still runs a fresh key exchange,
+    /// and, if the ticket allows, data written before the handshake completes goes out as 0-RTT.
+    pub fn connect_resuming(
+        &mut self,
+        now: Instant,
+        config: Arc<ClientConfig>,
+        remote: SocketAddr,
+        ticket: Option<&SessionTicket>,
+    ) -> Result<ConnectionHandle, ConnectionError> {
         let local = self.random_cid(self.config.cid_len)?;
         let odcid = self.random_cid(8)?;
         let unix = self.unix_now(now);
@@ -184,8 +206,15 @@ impl Endpoint {
             remote,
             now,
             unix,
+            ticket,
         )?;
         Ok(self.insert(conn, &[]))
+    }
+
+    /// The server's ticket keys and anti-replay store, to share with other endpoints of the same
+    /// server (one per core) so a ticket is accepted at most once across all of them.
+    pub fn resumption_state(&self) -> Option<SharedResumption> {
+        self.server.as_ref().map(|s| s.ctx.resumption.clone())
     }
 
     /// The connection behind `handle`.
@@ -235,6 +264,7 @@ impl Endpoint {
 
     /// Handles a datagram from `remote`; `data` is decrypted in place.
     pub fn handle_datagram(&mut self, now: Instant, remote: SocketAddr, data: &mut [u8]) {
+        self.reap();
         let Ok(peek) = header::peek(data, self.config.cid_len) else {
             self.stats.dropped_unroutable += 1;
             return;
@@ -242,6 +272,9 @@ impl Endpoint {
         if let Some(&h) = self.by_cid.get(&peek.dcid) {
             if let Some(c) = self.connections.get_mut(h.0).and_then(Option::as_mut) {
                 c.handle_datagram(now, remote, data);
+                if c.is_closed() {
+                    self.closed.push(h);
+                }
                 return;
             }
         }
@@ -419,6 +452,7 @@ impl Endpoint {
 
     /// Writes the next datagram to send into `buf`.
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<Transmit> {
+        self.reap();
         if let Some((dst, bytes)) = self.stateless.pop_front() {
             buf.clear();
             buf.extend_from_slice(&bytes);
@@ -452,30 +486,43 @@ impl Endpoint {
     /// Handles expired timers of every connection and forgets closed connections whose events
     /// were all read.
     pub fn handle_timeout(&mut self, now: Instant) {
-        for c in self.connections.iter_mut().flatten() {
+        self.reap();
+        for (i, slot) in self.connections.iter_mut().enumerate() {
+            let Some(c) = slot.as_mut() else { continue };
             if c.poll_timeout().is_some_and(|t| t <= now) {
                 c.handle_timeout(now);
+                if c.is_closed() {
+                    self.closed.push(ConnectionHandle(i));
+                }
             }
         }
         self.reap();
     }
 
+    /// Forgets closed connections whose events were all read (their CIDs stop routing).
     fn reap(&mut self) {
-        for i in 0..self.connections.len() {
-            let dead = self.connections[i]
-                .as_ref()
-                .is_some_and(|c| c.is_closed() && !c.has_pending_events());
-            if dead {
-                self.connections[i] = None;
-                self.free.push(i);
-                let h = ConnectionHandle(i);
-                if let Some(cids) = self.cids_of.remove(&h) {
-                    for c in cids {
-                        self.by_cid.remove(&c);
-                    }
-                }
-                self.handshaking.remove(&h);
-            }
+        if self.closed.is_empty() {
+            return;
         }
+        let mut keep = Vec::new();
+        for h in std::mem::take(&mut self.closed) {
+            let Some(c) = self.connections.get(h.0).and_then(Option::as_ref) else {
+                continue;
+            };
+            if c.has_pending_events() {
+                keep.push(h);
+                continue;
+            }
+            self.connections[h.0] = None;
+            self.free.push(h.0);
+            if let Some(cids) = self.cids_of.remove(&h) {
+                for c in cids {
+                    self.by_cid.remove(&c);
+                }
+            }
+            self.handshaking.remove(&h);
+        }
+        keep.dedup();
+        self.closed = keep;
     }
 }

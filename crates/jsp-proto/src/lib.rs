@@ -26,6 +26,7 @@ pub use config::{
 pub use connection::{Connection, ConnectionStats, Dir, Event, StreamId, Transmit};
 pub use endpoint::{ConnectionHandle, Endpoint, EndpointEvent};
 pub use error::{CloseReason, ConnectionError, ErrorCode, HandshakeError};
+pub use handshake::ticket::SessionTicket;
 pub use time::{Instant, UnixTime};
 pub use wire::header::VERSION_1;
 

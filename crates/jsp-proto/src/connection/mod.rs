@@ -27,6 +27,7 @@ use crate::crypto::{CipherSuite, CryptoProvider, DirectionalKeys};
 use crate::error::{CloseReason, ConnectionError, ErrorCode, HandshakeError};
 use crate::handshake::client::ClientHandshake;
 use crate::handshake::server::ServerHandshake;
+use crate::handshake::ticket::{SessionTicket, SharedResumption, TicketState};
 use crate::handshake::{self, KeyChange, Negotiated, Output, PeerIdentity, Space};
 use crate::identity::Identity;
 use crate::recovery::congestion::{CongestionController, NewReno};
@@ -69,6 +70,15 @@ pub enum Event {
         /// Number of updates so far.
         generation: u64,
     },
+    /// The server issued a session ticket (client side): keep it to resume later with
+    /// [`Endpoint::connect_resuming`](crate::endpoint::Endpoint::connect_resuming).
+    SessionTicket(Box<SessionTicket>),
+    /// The server refused our 0-RTT data (client side); it is being resent as 1-RTT data, nothing
+    /// is lost.
+    ZeroRttRejected,
+    /// The client sent 0-RTT data and the server accepted it (server side). Data that arrived in
+    /// 0-RTT packets may be a replay by an attacker: see [`Connection::received_early_data`].
+    EarlyDataAccepted,
     /// The connection ended. No further events follow.
     Closed(ConnectionError),
 }
@@ -169,6 +179,7 @@ enum HandshakeRole {
 #[derive(Clone)]
 pub(crate) struct ServerContext {
     pub config: Arc<ServerConfig>,
+    pub resumption: SharedResumption,
     pub identity: Arc<Identity>,
 }
 
@@ -216,9 +227,20 @@ pub struct Connection {
     stats: ConnectionStats,
     mtu: usize,
     unix_now: UnixTime,
+    created_at: Instant,
     /// The error the connection ended with (kept for inspection after `Closed`).
     error: Option<ConnectionError>,
     key_update_requested: bool,
+    /// Client: the resumption master secret, for tickets received later.
+    resumption_master: Option<crate::crypto::Secret>,
+    /// Client: 0-RTT bytes still allowed by the ticket.
+    zero_rtt_budget: u64,
+    /// Server: 0-RTT payload bytes received (bounded by `max_early_data`).
+    early_bytes_received: u64,
+    /// Server: streams that received data in 0-RTT packets.
+    early_streams: std::collections::HashSet<StreamId>,
+    /// Set while the frames of a 0-RTT packet are processed.
+    in_early_packet: bool,
 }
 
 impl core::fmt::Debug for Connection {
@@ -310,12 +332,19 @@ impl Connection {
             stats: ConnectionStats::default(),
             mtu,
             unix_now,
+            created_at: now,
             error: None,
             key_update_requested: false,
+            resumption_master: None,
+            zero_rtt_budget: 0,
+            early_bytes_received: 0,
+            early_streams: std::collections::HashSet::new(),
+            in_early_packet: false,
         })
     }
 
-    /// Creates a client connection and its first flight.
+    /// Creates a client connection and its first flight; `ticket` resumes a session (and sends
+    /// 0-RTT data if the ticket and the config allow).
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn connect(
         provider: Arc<dyn CryptoProvider>,
@@ -325,6 +354,7 @@ impl Connection {
         remote: SocketAddr,
         now: Instant,
         unix_now: UnixTime,
+        ticket: Option<&SessionTicket>,
     ) -> Result<Self, ConnectionError> {
         config
             .validate()
@@ -345,10 +375,20 @@ impl Connection {
         let mut params = Vec::with_capacity(128);
         conn.local_transport_params().encode(&mut params);
         let mut out = Output::default();
-        let hs =
-            ClientHandshake::start(provider, config, params, unix_now, version, None, &mut out)?;
+        let hs = ClientHandshake::start(
+            provider, config, params, unix_now, version, None, ticket, &mut out,
+        )?;
         conn.role = HandshakeRole::Client(Box::new(hs));
         conn.apply_output(out, now)?;
+        if let (Some(t), true) = (ticket, conn.zero_rtt.is_some()) {
+            // 0-RTT uses the limits the server had in the original session (PROTOCOL.md §13.4).
+            if let Ok(p) =
+                TransportParameters::decode_from(&t.remembered_params, ParamSender::Server)
+            {
+                conn.apply_peer_limits(&p);
+            }
+            conn.zero_rtt_budget = u64::from(t.max_early_data);
+        }
         Ok(conn)
     }
 
@@ -483,8 +523,21 @@ impl Connection {
     fn check_open(&self) -> Result<(), StreamApiError> {
         match self.state {
             State::Established => Ok(()),
+            // A resuming client may write 0-RTT data before the handshake completes.
+            State::Handshake if self.side == Side::Client && self.zero_rtt.is_some() => Ok(()),
             _ => Err(StreamApiError::NotOpen),
         }
+    }
+
+    /// Whether any data of stream `id` arrived in 0-RTT packets (server side): such data may be
+    /// a replay (PROTOCOL.md §13.4); act on it only if the request is idempotent.
+    pub fn received_early_data(&self, id: StreamId) -> bool {
+        self.early_streams.contains(&id)
+    }
+
+    /// Whether 0-RTT data can be sent now (client resuming with an early-data ticket).
+    pub fn can_send_early_data(&self) -> bool {
+        self.state == State::Handshake && self.zero_rtt.is_some() && self.zero_rtt_budget > 0
     }
 
     /// Opens a stream.
@@ -669,8 +722,7 @@ impl Connection {
                     )))?;
                     self.app = Some(AppKeys::new(p, suite, send, recv, now).map_err(map)?);
                 }
-                KeyChange::ZeroRtt(secret) => {
-                    let suite = suite.unwrap_or(CipherSuite::Aes256Gcm);
+                KeyChange::ZeroRtt { secret, suite } => {
                     self.zero_rtt = Some(DirectionalKeys::new(p, suite, &secret).map_err(map)?);
                 }
             }
@@ -717,15 +769,7 @@ impl Connection {
                 return Err(bad("initial_source_connection_id mismatch"));
             }
         }
-        self.streams.set_peer_limits(StreamLimits {
-            max_data: p.initial_max_data,
-            stream_data_bidi_local: p.initial_max_stream_data_bidi_local,
-            stream_data_bidi_remote: p.initial_max_stream_data_bidi_remote,
-            stream_data_uni: p.initial_max_stream_data_uni,
-            max_streams_bidi: p.initial_max_streams_bidi,
-            max_streams_uni: p.initial_max_streams_uni,
-        });
-        self.peer_max_datagram = p.max_datagram_frame_size;
+        self.apply_peer_limits(&p);
         let local = self.transport.idle_timeout;
         let peer = Duration::from_millis(p.max_idle_timeout);
         self.idle_timeout = match (local.is_zero(), peer.is_zero()) {
@@ -736,6 +780,18 @@ impl Connection {
         };
         self.peer_params = Some(p);
         Ok(())
+    }
+
+    fn apply_peer_limits(&mut self, p: &TransportParameters) {
+        self.streams.set_peer_limits(StreamLimits {
+            max_data: p.initial_max_data,
+            stream_data_bidi_local: p.initial_max_stream_data_bidi_local,
+            stream_data_bidi_remote: p.initial_max_stream_data_bidi_remote,
+            stream_data_uni: p.initial_max_stream_data_uni,
+            max_streams_bidi: p.initial_max_streams_bidi,
+            max_streams_uni: p.initial_max_streams_uni,
+        });
+        self.peer_max_datagram = p.max_datagram_frame_size;
     }
 
     fn on_handshake_complete(&mut self, done: handshake::Completion, now: Instant) {
@@ -760,11 +816,136 @@ impl Connection {
         self.state = State::Established;
         self.role = HandshakeRole::Done;
         self.events.push_back(Event::Connected(summary));
-        if self.side == Side::Server {
+        if self.side == Side::Client {
+            let used_0rtt = self.zero_rtt.take().is_some();
+            if used_0rtt && !done.early_data_accepted {
+                // PROTOCOL.md §13.4: resend everything sent as 0-RTT in 1-RTT packets.
+                let mut lost = Vec::new();
+                self.spaces[Space::Data as usize]
+                    .loss
+                    .drain_where(|p| p.frames.zero_rtt, |_, p| lost.push(p.frames));
+                for f in lost {
+                    self.on_frames_lost(Space::Data, f);
+                }
+                self.events.push_back(Event::ZeroRttRejected);
+            }
+            self.resumption_master = done.resumption_master;
+        } else {
+            self.zero_rtt = None;
             // The server's handshake is confirmed on completion (PROTOCOL.md §7.9).
             self.handshake_done_pending = true;
             self.confirm_handshake(now);
+            if let Some(rm) = done.resumption_master {
+                self.issue_tickets(&rm, &done.verified);
+            }
         }
+    }
+
+    /// Sends NewSessionTicket messages (PROTOCOL.md §13.1).
+    fn issue_tickets(
+        &mut self,
+        resumption_master: &crate::crypto::Secret,
+        verified: &handshake::PeerVerified,
+    ) {
+        let Some(ctx) = self.server_ctx.clone() else {
+            return;
+        };
+        let Some(suite) = self.negotiated.map(|n| n.suite) else {
+            return;
+        };
+        let cfg = &ctx.config;
+        let lifetime = u32::try_from(cfg.ticket_lifetime.as_secs()).unwrap_or(u32::MAX);
+        for i in 0..cfg.tickets_per_connection {
+            let nonce = [i];
+            let p = self.provider.as_ref();
+            let Ok(psk) = crate::crypto::key_schedule::resumption_psk(p, resumption_master, &nonce)
+            else {
+                return;
+            };
+            let mut age_add = [0u8; 4];
+            if p.fill_random(&mut age_add).is_err() {
+                return;
+            }
+            let age_add = u32::from_be_bytes(age_add);
+            let state = TicketState {
+                psk,
+                version: self.version,
+                suite,
+                issued_at: self.unix_now,
+                lifetime,
+                age_add,
+                max_early_data: cfg.max_early_data,
+                client: verified.identity.as_ref().map(|i| i.fingerprint),
+            };
+            let sealed = match ctx.resumption.lock() {
+                Ok(mut r) => r.seal(p, self.unix_now, &state),
+                Err(_) => return,
+            };
+            let Ok(ticket) = sealed else {
+                return;
+            };
+            let mut msg_bytes = Vec::with_capacity(ticket.len() + 32);
+            let nst = crate::wire::messages::NewSessionTicket {
+                lifetime,
+                age_add,
+                nonce: &nonce,
+                ticket: &ticket,
+                max_early_data: (cfg.max_early_data > 0).then_some(cfg.max_early_data),
+            };
+            if nst.encode(&mut msg_bytes).is_ok() {
+                self.spaces[Space::Data as usize]
+                    .crypto_send
+                    .write(&msg_bytes);
+            }
+        }
+    }
+
+    /// Client: turns a NewSessionTicket into a [`SessionTicket`] event.
+    fn on_new_session_ticket(&mut self, raw: &[u8], now: Instant) {
+        use crate::wire::messages::Message;
+        let Ok(Message::NewSessionTicket(nst)) = Message::decode(raw) else {
+            self.protocol_violation(
+                now,
+                ErrorCode::handshake(crate::error::HandshakeAlert::UnexpectedMessage),
+                "unexpected post-handshake message",
+            );
+            return;
+        };
+        if self.side != Side::Client {
+            self.protocol_violation(now, ErrorCode::PROTOCOL_ERROR, "ticket sent by a client");
+            return;
+        }
+        let (Some(rm), Some(n)) = (self.resumption_master.as_ref(), self.negotiated) else {
+            return;
+        };
+        let Ok(psk) =
+            crate::crypto::key_schedule::resumption_psk(self.provider.as_ref(), rm, nst.nonce)
+        else {
+            return;
+        };
+        let mut remembered = Vec::new();
+        if let Some(p) = &self.peer_params {
+            p.encode(&mut remembered);
+        }
+        let ticket = SessionTicket {
+            ticket: nst.ticket.to_vec(),
+            psk,
+            version: n.version,
+            suite: n.suite,
+            received_at: self.unix_now_at(now),
+            lifetime: nst.lifetime,
+            age_add: nst.age_add,
+            max_early_data: nst.max_early_data.unwrap_or(0),
+            server: self.summary.as_ref().and_then(|s| s.peer.clone()),
+            remembered_params: remembered,
+        };
+        self.events
+            .push_back(Event::SessionTicket(Box::new(ticket)));
+    }
+
+    fn unix_now_at(&self, now: Instant) -> UnixTime {
+        let elapsed = now.saturating_duration_since(self.created_at).as_secs();
+        UnixTime(self.unix_now.0 + elapsed)
     }
 
     fn confirm_handshake(&mut self, _now: Instant) {
@@ -795,7 +976,10 @@ impl Connection {
             HandshakeRole::Server(Some(hs)) => hs.handle(space, msg, &mut out),
             HandshakeRole::Server(None) => self.accept_client_hello(space, msg, &mut out),
             HandshakeRole::Done => {
-                // Post-handshake messages (session tickets) are handled by resumption.
+                if space == Space::Data {
+                    self.on_new_session_ticket(msg, now);
+                    return;
+                }
                 Ok(())
             }
         };
@@ -836,6 +1020,7 @@ impl Connection {
             msg,
             self.version,
             params,
+            Some(&ctx.resumption),
             self.unix_now,
             out,
         )?;

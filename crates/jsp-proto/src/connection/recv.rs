@@ -243,7 +243,12 @@ impl Connection {
         }
         let payload = &body[..plain_len];
         let payload = payload.to_vec();
+        if h.ty == PacketType::ZeroRtt && !self.on_early_packet(now, payload.len()) {
+            return PacketOutcome::Dropped;
+        }
+        self.in_early_packet = h.ty == PacketType::ZeroRtt;
         let eliciting = self.process_frames(now, space, h.ty, &payload);
+        self.in_early_packet = false;
         if self.spaces[space as usize].discarded {
             return PacketOutcome::Processed;
         }
@@ -328,6 +333,9 @@ impl Connection {
                     self.protocol_violation(now, e.code, e.reason);
                     return;
                 }
+                if self.in_early_packet {
+                    self.early_streams.insert(id);
+                }
                 while let Some(opened) = self.streams.poll_opened() {
                     self.events.push_back(Event::StreamOpened(opened));
                 }
@@ -409,6 +417,24 @@ impl Connection {
             // until their features land (blocked signals, CID management, path validation).
             _ => {}
         }
+    }
+
+    /// Accounts a 0-RTT packet on the server (PROTOCOL.md §13.4); false if it must be refused.
+    fn on_early_packet(&mut self, now: Instant, len: usize) -> bool {
+        let max = self
+            .server_ctx
+            .as_ref()
+            .map_or(0, |c| u64::from(c.config.max_early_data));
+        if self.early_bytes_received == 0 {
+            self.events.push_back(Event::EarlyDataAccepted);
+        }
+        self.early_bytes_received += len as u64;
+        // Allow for framing overhead on top of the data allowance.
+        if self.early_bytes_received > max + max / 4 + 4096 {
+            self.protocol_violation(now, ErrorCode::PROTOCOL_ERROR, "too much 0-RTT data");
+            return false;
+        }
+        true
     }
 
     fn on_ack_frame(

@@ -144,7 +144,10 @@ impl Connection {
                 !s.discarded && s.keys.is_some()
             }
             Level::ZeroRtt => {
-                self.side == Side::Client && self.app.is_none() && self.zero_rtt.is_some()
+                self.side == Side::Client
+                    && self.app.is_none()
+                    && self.zero_rtt.is_some()
+                    && self.zero_rtt_budget > 0
             }
             Level::OneRtt => {
                 // The client sends 1-RTT only once complete; the server as soon as it has keys.
@@ -294,6 +297,9 @@ impl Connection {
             return None;
         }
         let size = buf.len() - start;
+        if level == Level::ZeroRtt {
+            self.zero_rtt_budget = self.zero_rtt_budget.saturating_sub(size as u64);
+        }
         self.spaces[si].next_pn += 1;
         self.stats.packets_sent += 1;
         if level == Level::OneRtt {

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use super::ticket::SessionTicket;
 use super::verifier::{self, certificate_verify_content, PeerVerified, TrustedKey};
 use super::{crypto_err, Completion, KeyChange, Negotiated, Output, Space};
 use crate::config::ClientConfig;
@@ -17,7 +18,8 @@ use crate::wire::messages::{self as msg, Message};
 enum State {
     WaitServerHello {
         kx: Box<dyn ClientKeyExchange>,
-        schedule: KeySchedule,
+        /// The PSK schedule, when a ticket was offered.
+        psk: Option<(KeySchedule, CipherSuite)>,
     },
     WaitEncryptedExtensions(Box<Secrets>),
     WaitCertificateOrRequest(Box<Secrets>),
@@ -46,10 +48,15 @@ pub struct ClientHandshake {
     negotiated: Option<Negotiated>,
     unix_now: UnixTime,
     client_hello: Vec<u8>,
+    ticket_server: Option<super::PeerIdentity>,
+    early_offered: bool,
 }
 
 impl ClientHandshake {
     /// Starts a handshake: builds ClientHello (with `transport_params`) for the Initial space.
+    /// With a usable `ticket` it offers resumption (PROTOCOL.md §13.2) and, if the ticket and the
+    /// config allow, 0-RTT keys for early data.
+    #[allow(clippy::too_many_arguments)]
     pub fn start(
         provider: Arc<dyn CryptoProvider>,
         config: Arc<ClientConfig>,
@@ -57,8 +64,14 @@ impl ClientHandshake {
         unix_now: UnixTime,
         attempted_version: u32,
         previous_version: Option<u32>,
+        ticket: Option<&SessionTicket>,
         out: &mut Output,
     ) -> Result<Self, HandshakeError> {
+        let ticket = ticket.filter(|t| {
+            t.is_valid_at(unix_now)
+                && t.version == attempted_version
+                && config.transport.cipher_suites.contains(&t.suite)
+        });
         let (share, kx) = provider.client_key_share().map_err(crypto_err)?;
         let mut random = [0u8; 32];
         provider.fill_random(&mut random).map_err(crypto_err)?;
@@ -91,20 +104,64 @@ impl ClientHandshake {
             pre_shared_key: None,
             previous_version,
         };
+        let early = ticket.is_some_and(|t| config.enable_0rtt && t.max_early_data > 0);
         let mut bytes = Vec::with_capacity(1400);
-        hello.encode(&mut bytes).map_err(encode_err)?;
+        let mut psk = None;
+        match ticket {
+            None => {
+                hello.encode(&mut bytes).map_err(encode_err)?;
+            }
+            Some(t) => {
+                let age_ms = unix_now
+                    .0
+                    .saturating_sub(t.received_at.0)
+                    .saturating_mul(1000);
+                let obfuscated = (age_ms as u32).wrapping_add(t.age_add);
+                let hello = msg::ClientHello {
+                    early_data: early,
+                    pre_shared_key: Some(msg::PreSharedKey {
+                        identity: &t.ticket,
+                        obfuscated_ticket_age: obfuscated,
+                        binder: [0; 32],
+                    }),
+                    ..hello
+                };
+                let layout = hello.encode(&mut bytes).map_err(encode_err)?;
+                let schedule = KeySchedule::new(provider.as_ref(), Some(&t.psk));
+                let truncated = layout
+                    .truncated(&bytes)
+                    .ok_or(HandshakeError::Crypto("binder layout".into()))?;
+                let binder = schedule
+                    .psk_binder(provider.as_ref(), &provider.sha256(truncated))
+                    .map_err(crypto_err)?;
+                layout
+                    .patch_binder(&mut bytes, &binder)
+                    .map_err(encode_err)?;
+                if early {
+                    let secret = schedule
+                        .client_early_traffic(provider.as_ref(), &provider.sha256(&bytes))
+                        .map_err(crypto_err)?;
+                    out.keys.push(KeyChange::ZeroRtt {
+                        secret,
+                        suite: t.suite,
+                    });
+                }
+                psk = Some((schedule, t.suite));
+            }
+        }
         let mut transcript = provider.hash();
         transcript.update(&bytes);
-        let schedule = KeySchedule::new(provider.as_ref(), None);
         out.send(Space::Initial, bytes.clone());
         Ok(Self {
             provider,
             config,
-            state: State::WaitServerHello { kx, schedule },
+            state: State::WaitServerHello { kx, psk },
             transcript,
             negotiated: None,
             unix_now,
             client_hello: bytes,
+            ticket_server: ticket.and_then(|t| t.server.clone()),
+            early_offered: early,
         })
     }
 
@@ -143,7 +200,7 @@ impl ClientHandshake {
         let provider = p.as_ref();
         let state = std::mem::replace(&mut self.state, State::Failed);
         self.state = match (state, space, message) {
-            (State::WaitServerHello { kx, schedule }, Space::Initial, Message::ServerHello(sh)) => {
+            (State::WaitServerHello { kx, psk }, Space::Initial, Message::ServerHello(sh)) => {
                 if !self.config.versions.contains(&sh.version) {
                     return Err(HandshakeError::IllegalParameter("version"));
                 }
@@ -156,11 +213,20 @@ impl ClientHandshake {
                 if sh.key_share.share.len() != SERVER_SHARE_LEN {
                     return Err(HandshakeError::IllegalParameter("key share length"));
                 }
-                if sh.psk_accepted {
-                    return Err(HandshakeError::IllegalParameter(
-                        "PSK accepted but none offered",
-                    ));
-                }
+                let schedule = match (sh.psk_accepted, psk) {
+                    (true, None) => {
+                        return Err(HandshakeError::IllegalParameter(
+                            "PSK accepted but none offered",
+                        ))
+                    }
+                    (true, Some((s, ticket_suite))) => {
+                        if ticket_suite != suite {
+                            return Err(HandshakeError::IllegalParameter("resumed suite"));
+                        }
+                        s
+                    }
+                    (false, _) => KeySchedule::new(provider, None),
+                };
                 let shared = kx
                     .complete(sh.key_share.share)
                     .map_err(|_| HandshakeError::IllegalParameter("key share"))?;
@@ -189,7 +255,7 @@ impl ClientHandshake {
                     client_hs,
                     server_hs,
                     cert_requested: false,
-                    psk_accepted: false,
+                    psk_accepted: sh.psk_accepted,
                     early_accepted: false,
                 }))
             }
@@ -199,10 +265,14 @@ impl ClientHandshake {
                 Message::EncryptedExtensions(ee),
             ) => {
                 out.peer_params = Some(ee.transport_parameters.to_vec());
+                if ee.early_data && !(self.early_offered && s.psk_accepted) {
+                    return Err(HandshakeError::IllegalParameter("early_data not offered"));
+                }
                 s.early_accepted = ee.early_data;
                 self.transcript.update(raw);
                 if s.psk_accepted {
-                    State::WaitFinished(s, PeerVerified::anonymous())
+                    // The PSK authenticates the server of the original session (§13.2).
+                    State::WaitFinished(s, PeerVerified::from_psk(self.ticket_server.clone()))
                 } else {
                     State::WaitCertificateOrRequest(s)
                 }
@@ -270,6 +340,7 @@ impl ClientHandshake {
                 msg::Finished { verify_data }.encode(&mut fin_bytes);
                 self.transcript.update(&fin_bytes);
                 out.send(Space::Handshake, fin_bytes);
+                let client_fin_hash = self.transcript.current();
                 let master = s.schedule.into_master(provider).map_err(crypto_err)?;
                 let send = master
                     .client_app_traffic(provider, &server_fin_hash)
@@ -278,10 +349,14 @@ impl ClientHandshake {
                     .server_app_traffic(provider, &server_fin_hash)
                     .map_err(crypto_err)?;
                 out.keys.push(KeyChange::Application { send, recv });
+                let resumption_master = master
+                    .resumption_master(provider, &client_fin_hash)
+                    .map_err(crypto_err)?;
                 out.complete = Some(Completion {
                     verified,
                     resumed: s.psk_accepted,
                     early_data_accepted: s.early_accepted,
+                    resumption_master: Some(resumption_master),
                 });
                 State::Done
             }

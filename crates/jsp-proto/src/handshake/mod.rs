@@ -6,6 +6,7 @@
 pub mod client;
 pub mod retry;
 pub mod server;
+pub mod ticket;
 pub mod verifier;
 
 use crate::crypto::{CipherSuite, CryptoError, Secret};
@@ -30,8 +31,13 @@ impl Space {
 
 /// Keys the handshake hands to the connection.
 pub enum KeyChange {
-    /// 0-RTT keys (client: send, server: receive).
-    ZeroRtt(Secret),
+    /// 0-RTT keys (client: send, server: receive), in the suite of the resumed session.
+    ZeroRtt {
+        /// client_early_traffic.
+        secret: Secret,
+        /// The suite of the ticket's session.
+        suite: CipherSuite,
+    },
     /// Handshake-space keys.
     Handshake {
         /// Secret this side sends with.
@@ -57,6 +63,8 @@ pub struct Completion {
     pub resumed: bool,
     /// Whether the server accepted 0-RTT data.
     pub early_data_accepted: bool,
+    /// The resumption master secret (PROTOCOL.md §6.2), for tickets.
+    pub resumption_master: Option<Secret>,
 }
 
 /// Everything one handshake step produced.

@@ -4,10 +4,11 @@
 
 use std::sync::Arc;
 
+use super::ticket::{SharedResumption, TicketState};
 use super::verifier::{self, certificate_verify_content, PeerVerified, TrustedKey};
 use super::{crypto_err, Completion, KeyChange, Negotiated, Output, Space};
 use crate::config::{ClientAuth, ServerConfig};
-use crate::crypto::key_schedule::{self, KeySchedule};
+use crate::crypto::key_schedule::{self, KeySchedule, MasterKeySchedule};
 use crate::crypto::provider::{CLIENT_SHARE_LEN, GROUP_X25519_MLKEM768};
 use crate::crypto::{CipherSuite, CryptoProvider, HashContext, Secret};
 use crate::error::HandshakeError;
@@ -30,6 +31,9 @@ pub struct ServerHandshake {
     state: State,
     transcript: Box<dyn HashContext>,
     client_hs: Secret,
+    master: Option<MasterKeySchedule>,
+    resumed: bool,
+    early_accepted: bool,
     negotiated: Negotiated,
     unix_now: UnixTime,
 }
@@ -51,9 +55,9 @@ pub struct Accepted {
 }
 
 impl ServerHandshake {
-    /// Handles a ClientHello: selects parameters and produces the server's first flight
-    /// (ServerHello in Initial; EncryptedExtensions .. Finished in Handshake). `params_for` builds
-    /// the server's transport parameters once the client's are known.
+    /// Handles a ClientHello: selects parameters, resumes from a ticket when it can, and produces
+    /// the server's first flight (ServerHello in Initial; EncryptedExtensions .. Finished in
+    /// Handshake). `server_params` are this side's encoded transport parameters.
     #[allow(clippy::too_many_arguments)]
     pub fn accept(
         provider: Arc<dyn CryptoProvider>,
@@ -62,6 +66,7 @@ impl ServerHandshake {
         raw_client_hello: &[u8],
         attempted_version: u32,
         server_params: Vec<u8>,
+        resumption: Option<&SharedResumption>,
         unix_now: UnixTime,
         out: &mut Output,
     ) -> Result<Accepted, HandshakeError> {
@@ -74,47 +79,55 @@ impl ServerHandshake {
             Message::ClientHello(ch) => ch,
             _ => return Err(HandshakeError::UnexpectedMessage("expected ClientHello")),
         };
-        // Version (PROTOCOL.md §2, §4.5): the attempted version must be offered and supported.
-        if !ch.versions.as_slice().contains(&attempted_version) {
-            return Err(HandshakeError::IllegalParameter(
-                "attempted version not offered",
-            ));
-        }
-        if !config.versions.contains(&attempted_version) {
-            return Err(HandshakeError::NoCommonParameters);
-        }
-        if let Some(prev) = ch.previous_version {
-            // The client claims a version negotiation moved it off `prev`: if we support a
-            // version it prefers over the attempted one, that negotiation was forged.
-            let preferred = ch
-                .versions
-                .as_slice()
-                .iter()
-                .take_while(|&&v| v != attempted_version)
-                .any(|v| config.versions.contains(v));
-            if preferred || config.versions.contains(&prev) {
-                return Err(HandshakeError::Downgrade);
-            }
-        }
-        let suite = config
-            .transport
-            .cipher_suites
-            .iter()
-            .copied()
-            .find(|s| ch.cipher_suites.as_slice().contains(&s.code()))
-            .ok_or(HandshakeError::NoCommonParameters)?;
+        check_version(&config, &ch, attempted_version)?;
         if ch.key_share.group != GROUP_X25519_MLKEM768 {
             return Err(HandshakeError::NoCommonParameters);
         }
         if ch.key_share.share.len() != CLIENT_SHARE_LEN {
             return Err(HandshakeError::IllegalParameter("key share length"));
         }
+        // Resumption (PROTOCOL.md §13.2): any failure falls back to a full handshake.
+        let resumed = match (ch.pre_shared_key.as_ref(), resumption) {
+            (Some(offer), Some(res)) => try_resume(
+                provider_ref,
+                &config,
+                res,
+                unix_now,
+                offer,
+                raw_client_hello,
+                attempted_version,
+                ch.cipher_suites.as_slice(),
+            ),
+            _ => None,
+        };
+        let suite = match &resumed {
+            Some(state) => state.suite,
+            None => config
+                .transport
+                .cipher_suites
+                .iter()
+                .copied()
+                .find(|s| ch.cipher_suites.as_slice().contains(&s.code()))
+                .ok_or(HandshakeError::NoCommonParameters)?,
+        };
         let client_params = ch.transport_parameters.to_vec();
         let (server_share, shared) = provider
             .server_key_exchange(ch.key_share.share)
             .map_err(|_| HandshakeError::IllegalParameter("key share"))?;
         let mut transcript = provider.hash();
         transcript.update(raw_client_hello);
+
+        let schedule = KeySchedule::new(provider_ref, resumed.as_ref().map(|s| &s.psk));
+        let early_accepted = ch.early_data
+            && resumed
+                .as_ref()
+                .is_some_and(|s| s.max_early_data > 0 && config.max_early_data > 0);
+        if early_accepted {
+            let secret = schedule
+                .client_early_traffic(provider_ref, &transcript.current())
+                .map_err(crypto_err)?;
+            out.keys.push(KeyChange::ZeroRtt { secret, suite });
+        }
 
         let mut random = [0u8; 32];
         provider.fill_random(&mut random).map_err(crypto_err)?;
@@ -127,7 +140,7 @@ impl ServerHandshake {
                 group: GROUP_X25519_MLKEM768,
                 share: &server_share,
             },
-            psk_accepted: false,
+            psk_accepted: resumed.is_some(),
         }
         .encode(&mut sh)
         .map_err(encode_err)?;
@@ -135,7 +148,7 @@ impl ServerHandshake {
         out.send(Space::Initial, sh);
 
         let hash = transcript.current();
-        let hs = KeySchedule::new(provider_ref, None)
+        let hs = schedule
             .into_handshake(provider_ref, &shared)
             .map_err(crypto_err)?;
         let client_hs = hs
@@ -152,48 +165,24 @@ impl ServerHandshake {
         let mut ee = Vec::with_capacity(128);
         msg::EncryptedExtensions {
             transport_parameters: &server_params,
-            early_data: false,
+            early_data: early_accepted,
         }
         .encode(&mut ee)
         .map_err(encode_err)?;
         transcript.update(&ee);
         out.send(Space::Handshake, ee);
 
-        let wants_client_auth = !matches!(config.client_auth, ClientAuth::None);
+        let wants_client_auth =
+            resumed.is_none() && !matches!(config.client_auth, ClientAuth::None);
         if wants_client_auth {
             let mut cr = Vec::with_capacity(8);
             msg::CertificateRequest { flags: 0 }.encode(&mut cr);
             transcript.update(&cr);
             out.send(Space::Handshake, cr);
         }
-
-        let id = &config.identity;
-        let (kind, data) = match &id.certificate {
-            Some(c) => (msg::CertificateKind::Certificate, c.encode()),
-            None => {
-                let mut d = vec![verifier::ALG_ED25519];
-                d.extend_from_slice(identity.public_key().as_bytes());
-                (msg::CertificateKind::RawPublicKey, d)
-            }
-        };
-        let mut cert = Vec::with_capacity(data.len() + 8);
-        msg::CertificateMsg { kind, data: &data }
-            .encode(&mut cert)
-            .map_err(encode_err)?;
-        transcript.update(&cert);
-        out.send(Space::Handshake, cert);
-
-        let content = certificate_verify_content(true, &transcript.current());
-        let signature = identity.sign(&content).map_err(crypto_err)?;
-        let mut cv = Vec::with_capacity(72);
-        msg::CertificateVerify {
-            scheme: msg::SCHEME_ED25519,
-            signature: &signature,
+        if resumed.is_none() {
+            send_certificate(&config, identity, &mut transcript, out)?;
         }
-        .encode(&mut cv)
-        .map_err(encode_err)?;
-        transcript.update(&cv);
-        out.send(Space::Handshake, cv);
 
         let verify_data =
             key_schedule::finished_verify_data(provider_ref, &server_hs, &transcript.current())
@@ -213,10 +202,15 @@ impl ServerHandshake {
             .map_err(crypto_err)?;
         out.keys.push(KeyChange::Application { send, recv });
 
-        let state = if wants_client_auth {
-            State::WaitClientCertificate
-        } else {
-            State::WaitFinished(PeerVerified::anonymous())
+        let state = match &resumed {
+            Some(t) => State::WaitFinished(PeerVerified::from_psk(t.client.map(|fp| {
+                super::PeerIdentity {
+                    fingerprint: fp,
+                    subject: None,
+                }
+            }))),
+            None if wants_client_auth => State::WaitClientCertificate,
+            None => State::WaitFinished(PeerVerified::anonymous()),
         };
         Ok(Accepted {
             handshake: ServerHandshake {
@@ -225,6 +219,9 @@ impl ServerHandshake {
                 state,
                 transcript,
                 client_hs,
+                master: Some(master),
+                resumed: resumed.is_some(),
+                early_accepted,
                 negotiated: Negotiated {
                     version: attempted_version,
                     suite,
@@ -322,10 +319,18 @@ impl ServerHandshake {
                 )
                 .map_err(|_| HandshakeError::FinishedMismatch)?;
                 self.transcript.update(raw);
+                let resumption_master = match self.master.take() {
+                    Some(m) => Some(
+                        m.resumption_master(provider, &self.transcript.current())
+                            .map_err(crypto_err)?,
+                    ),
+                    None => None,
+                };
                 out.complete = Some(Completion {
                     verified,
-                    resumed: false,
-                    early_data_accepted: false,
+                    resumed: self.resumed,
+                    early_data_accepted: self.early_accepted,
+                    resumption_master,
                 });
                 State::Done
             }
@@ -337,4 +342,103 @@ impl ServerHandshake {
         };
         Ok(())
     }
+}
+
+/// Checks the attempted version against the client's list and ours (PROTOCOL.md §2, §4.5).
+fn check_version(
+    config: &ServerConfig,
+    ch: &msg::ClientHello<'_>,
+    attempted_version: u32,
+) -> Result<(), HandshakeError> {
+    if !ch.versions.as_slice().contains(&attempted_version) {
+        return Err(HandshakeError::IllegalParameter(
+            "attempted version not offered",
+        ));
+    }
+    if !config.versions.contains(&attempted_version) {
+        return Err(HandshakeError::NoCommonParameters);
+    }
+    if let Some(prev) = ch.previous_version {
+        // The client claims a version negotiation moved it off `prev`: if we support a version it
+        // prefers over the attempted one, or `prev` itself, that negotiation was forged.
+        let preferred = ch
+            .versions
+            .as_slice()
+            .iter()
+            .take_while(|&&v| v != attempted_version)
+            .any(|v| config.versions.contains(v));
+        if preferred || config.versions.contains(&prev) {
+            return Err(HandshakeError::Downgrade);
+        }
+    }
+    Ok(())
+}
+
+/// Opens and checks an offered ticket; `None` means "do a full handshake" (PROTOCOL.md §13.2).
+#[allow(clippy::too_many_arguments)]
+fn try_resume(
+    provider: &dyn CryptoProvider,
+    config: &ServerConfig,
+    resumption: &SharedResumption,
+    now: UnixTime,
+    offer: &msg::PreSharedKey<'_>,
+    raw_client_hello: &[u8],
+    attempted_version: u32,
+    offered_suites: &[u16],
+) -> Option<TicketState> {
+    let mut store = resumption.lock().ok()?;
+    let state = store
+        .open(provider, now, offer.identity, offer.obfuscated_ticket_age)
+        .ok()?;
+    if state.version != attempted_version || !offered_suites.contains(&state.suite.code()) {
+        return None;
+    }
+    if matches!(config.client_auth, ClientAuth::Required(_)) && state.client.is_none() {
+        return None;
+    }
+    let truncated = msg::truncated_client_hello(raw_client_hello)?;
+    KeySchedule::new(provider, Some(&state.psk))
+        .verify_psk_binder(provider, &provider.sha256(truncated), &offer.binder)
+        .ok()?;
+    store
+        .mark_used(provider, now, offer.identity, &state)
+        .ok()?;
+    Some(state)
+}
+
+/// Sends Certificate and CertificateVerify (PROTOCOL.md §7.6, §7.7).
+fn send_certificate(
+    config: &ServerConfig,
+    identity: &Identity,
+    transcript: &mut Box<dyn HashContext>,
+    out: &mut Output,
+) -> Result<(), HandshakeError> {
+    let encode_err = |_| HandshakeError::Crypto("message does not encode".into());
+    let (kind, data) = match &config.identity.certificate {
+        Some(c) => (msg::CertificateKind::Certificate, c.encode()),
+        None => {
+            let mut d = vec![verifier::ALG_ED25519];
+            d.extend_from_slice(identity.public_key().as_bytes());
+            (msg::CertificateKind::RawPublicKey, d)
+        }
+    };
+    let mut cert = Vec::with_capacity(data.len() + 8);
+    msg::CertificateMsg { kind, data: &data }
+        .encode(&mut cert)
+        .map_err(encode_err)?;
+    transcript.update(&cert);
+    out.send(Space::Handshake, cert);
+
+    let content = certificate_verify_content(true, &transcript.current());
+    let signature = identity.sign(&content).map_err(crypto_err)?;
+    let mut cv = Vec::with_capacity(72);
+    msg::CertificateVerify {
+        scheme: msg::SCHEME_ED25519,
+        signature: &signature,
+    }
+    .encode(&mut cv)
+    .map_err(encode_err)?;
+    transcript.update(&cv);
+    out.send(Space::Handshake, cv);
+    Ok(())
 }

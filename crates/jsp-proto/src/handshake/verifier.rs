@@ -62,6 +62,10 @@ impl PeerVerified {
         }
     }
 
+    pub(crate) fn from_psk(identity: Option<PeerIdentity>) -> Self {
+        Self { identity }
+    }
+
     pub(crate) fn anonymous() -> Self {
         Self { identity: None }
     }

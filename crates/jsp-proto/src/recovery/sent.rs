@@ -194,6 +194,25 @@ impl<F> LossDetection<F> {
         self.loss_time = None;
     }
 
+    /// Removes the packets matching `pred`, passing each to `f` (0-RTT rejection).
+    pub fn drain_where(
+        &mut self,
+        pred: impl Fn(&SentPacket<F>) -> bool,
+        mut f: impl FnMut(u64, SentPacket<F>),
+    ) {
+        let pns: Vec<u64> = self
+            .sent
+            .iter()
+            .filter(|(_, p)| pred(p))
+            .map(|(&pn, _)| pn)
+            .collect();
+        for pn in pns {
+            if let Some(p) = self.remove(pn) {
+                f(pn, p);
+            }
+        }
+    }
+
     /// Oldest unacknowledged ack-eliciting packets, for probing (PTO).
     pub fn oldest_unacked(&self, n: usize) -> impl Iterator<Item = (&u64, &SentPacket<F>)> {
         self.sent.iter().filter(|(_, p)| p.ack_eliciting).take(n)

@@ -333,6 +333,8 @@ impl Iterator for AckIter<'_> {
     }
 }
 
+impl core::iter::FusedIterator for AckIter<'_> {}
+
 /// A STREAM frame (PROTOCOL.md §10).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct StreamFrame<'a> {
@@ -511,6 +513,8 @@ impl<'a> Iterator for FrameIter<'a> {
         Some(result)
     }
 }
+
+impl core::iter::FusedIterator for FrameIter<'_> {}
 
 #[inline]
 fn decode_frame<'a>(

@@ -66,6 +66,7 @@ pub fn is_supported_version(version: u32) -> bool {
 /// (PROTOCOL.md §4.1, §4.2).
 pub const fn pn_len_from_first_byte(first: u8) -> usize {
     // Two bits plus one: 1..=4.
+    // Widening u8 -> usize (`From` is not const).
     ((first & 0x03) + 1) as usize
 }
 
@@ -117,6 +118,7 @@ impl ConnectionId {
     /// The ID's length in bytes (0..=20).
     #[inline]
     pub const fn len(&self) -> usize {
+        // Widening u8 -> usize (`From` is not const).
         self.len as usize
     }
 

@@ -265,6 +265,8 @@ impl<'a> Iterator for MessageReader<'a> {
     }
 }
 
+impl core::iter::FusedIterator for MessageReader<'_> {}
+
 /// Up to 16 `Copy` values stored inline: the version and cipher suite lists of a ClientHello
 /// (PROTOCOL.md §7.2). Dereferences to a slice.
 #[derive(Clone, Copy, PartialEq, Eq)]

@@ -66,6 +66,7 @@ pub mod error_code {
 
     /// The transport error code for a handshake alert: `0x100 + alert`.
     pub const fn handshake_alert(alert: u8) -> u64 {
+        // Widening u8 -> u64 (`From` is not const).
         HANDSHAKE_ALERT_BASE + alert as u64
     }
 }
