@@ -30,6 +30,18 @@ pub enum EndpointEvent {
     NewConnection(ConnectionHandle),
 }
 
+/// What [`Endpoint::process`] asks the driver to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use]
+pub enum Output {
+    /// Send the datagram now in the output buffer.
+    Datagram(Transmit),
+    /// Call `process` again at this time (or earlier, when a datagram arrives).
+    Callback(Instant),
+    /// Nothing is scheduled.
+    Idle,
+}
+
 /// Counters of the endpoint's own decisions.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EndpointStats {
@@ -348,6 +360,7 @@ impl Endpoint {
         if in_flight >= cfg.max_handshakes || self.connection_count() >= cfg.max_connections {
             // PROTOCOL.md §12.3: refuse early rather than degrade existing connections.
             self.stats.refused += 1;
+            self.send_busy(remote, version, scid, dcid);
             return;
         }
         let Ok(local) = self.random_cid(self.config.cid_len) else {
@@ -381,6 +394,64 @@ impl Endpoint {
         if let Some(c) = self.connection_mut(h) {
             c.handle_datagram(now, remote, data);
         }
+    }
+
+    /// Refuses a handshake statelessly: CONNECTION_CLOSE(SERVER_BUSY) in an Initial packet
+    /// protected with the client's Initial keys (PROTOCOL.md §12.3), far below 3x the 1200 bytes
+    /// the client sent.
+    fn send_busy(
+        &mut self,
+        remote: SocketAddr,
+        version: u32,
+        client_scid: ConnectionId,
+        client_dcid: ConnectionId,
+    ) {
+        let Ok((send, _)) =
+            crate::crypto::initial_keys(self.provider.as_ref(), client_dcid.as_slice(), false)
+        else {
+            return;
+        };
+        let mut buf = Vec::with_capacity(96);
+        let layout = header::encode_long_header(
+            &mut buf,
+            header::LongHeaderType::Initial { token: &[] },
+            version,
+            &client_scid,
+            &client_dcid,
+            0,
+            1,
+        );
+        let payload_start = buf.len();
+        crate::wire::frame::encode_connection_close(
+            &mut buf,
+            crate::error::ErrorCode::SERVER_BUSY.0,
+            0,
+            b"server busy",
+        );
+        let _ = payload_start;
+        let tag_len = crate::crypto::provider::TAG_LEN;
+        let end = buf.len() + tag_len;
+        if layout.patch_length(&mut buf, end).is_err() {
+            return;
+        }
+        let (head, payload) = buf.split_at_mut(layout.payload_offset());
+        let Ok(tag) = send.packet.seal(0, head, payload) else {
+            return;
+        };
+        buf.extend_from_slice(&tag);
+        let at = layout.pn_offset + 4;
+        let Some(sample) = buf
+            .get(at..at + 16)
+            .and_then(|s| <[u8; 16]>::try_from(s).ok())
+        else {
+            return;
+        };
+        let Ok(mask) = send.header.mask(&sample) else {
+            return;
+        };
+        buf[0] ^= mask[0] & header::LONG_HP_MASK;
+        buf[layout.pn_offset] ^= mask[1];
+        self.stateless.push_back((remote, buf));
     }
 
     fn send_version_negotiation(
@@ -472,6 +543,31 @@ impl Endpoint {
             }
         }
         None
+    }
+
+    /// The reduced driver API (neqo's shape, the base of the C ABI): feed at most one received
+    /// datagram, run due timers, and get back at most one thing to do. Call it again while it
+    /// returns [`Output::Datagram`]; after [`Output::Callback`] call it at that time (or when a
+    /// datagram arrives); [`Output::Idle`] means nothing is scheduled.
+    pub fn process(
+        &mut self,
+        now: Instant,
+        input: Option<(SocketAddr, &mut [u8])>,
+        out: &mut Vec<u8>,
+    ) -> Output {
+        if let Some((from, data)) = input {
+            self.handle_datagram(now, from, data);
+        }
+        if self.poll_timeout().is_some_and(|t| t <= now) {
+            self.handle_timeout(now);
+        }
+        if let Some(t) = self.poll_transmit(now, out) {
+            return Output::Datagram(t);
+        }
+        match self.poll_timeout() {
+            Some(t) => Output::Callback(t),
+            None => Output::Idle,
+        }
     }
 
     /// When [`Endpoint::handle_timeout`] should next be called.

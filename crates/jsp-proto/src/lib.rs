@@ -24,7 +24,7 @@ pub use config::{
     TrustPolicy,
 };
 pub use connection::{Connection, ConnectionStats, Dir, Event, StreamId, Transmit};
-pub use endpoint::{ConnectionHandle, Endpoint, EndpointEvent};
+pub use endpoint::{ConnectionHandle, Endpoint, EndpointEvent, Output};
 pub use error::{CloseReason, ConnectionError, ErrorCode, HandshakeError};
 pub use handshake::ticket::SessionTicket;
 pub use time::{Instant, UnixTime};
