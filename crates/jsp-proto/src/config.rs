@@ -42,6 +42,18 @@ pub struct TransportConfig {
     pub initial_max_stream_data: u64,
     /// Concurrent streams of each direction the peer may open.
     pub max_streams: u64,
+    /// Largest per-stream receive window flow-control autotuning may grow to.
+    pub max_stream_window: u64,
+    /// Largest connection receive window flow-control autotuning may grow to.
+    pub max_connection_window: u64,
+    /// Most bytes buffered for sending (written, not yet acknowledged) per connection; writes
+    /// beyond it are refused until the peer acknowledges data (back-pressure).
+    pub send_buffer: u64,
+    /// Send a PING when nothing ack-eliciting was sent for this long (0 disables heartbeats).
+    /// Heartbeats keep NAT bindings open and detect a vanished peer.
+    pub heartbeat_interval: Duration,
+    /// Close with `Timeout` after this many heartbeat intervals without hearing from the peer.
+    pub heartbeat_timeout_count: u32,
 }
 
 impl Default for TransportConfig {
@@ -61,6 +73,11 @@ impl Default for TransportConfig {
             initial_max_data: 1 << 20,
             initial_max_stream_data: 256 << 10,
             max_streams: 100,
+            max_stream_window: 16 << 20,
+            max_connection_window: 24 << 20,
+            send_buffer: 16 << 20,
+            heartbeat_interval: Duration::from_secs(5),
+            heartbeat_timeout_count: 3,
         }
     }
 }
@@ -81,6 +98,12 @@ impl TransportConfig {
             return Err(ConfigError::OutOfRange {
                 field: "max_ack_delay",
                 detail: "below 16384 ms",
+            });
+        }
+        if !self.heartbeat_interval.is_zero() && self.heartbeat_timeout_count == 0 {
+            return Err(ConfigError::OutOfRange {
+                field: "heartbeat_timeout_count",
+                detail: "at least 1 when heartbeats are enabled",
             });
         }
         if self.key_update_packets == 0 {

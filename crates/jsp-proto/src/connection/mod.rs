@@ -41,8 +41,8 @@ use crate::Side;
 use crypto_stream::{CryptoRecv, CryptoSend};
 use keys::AppKeys;
 use sent_frames::SentFrames;
+use streams::{BufferLimits, StreamEvent, StreamLimits, Streams};
 pub use streams::{Dir, StreamApiError, StreamId};
-use streams::{StreamLimits, Streams};
 
 /// Amplification factor before address validation (PROTOCOL.md §12.1).
 pub const AMPLIFICATION_FACTOR: u64 = 3;
@@ -63,6 +63,28 @@ pub enum Event {
     StreamOpened(StreamId),
     /// A stream has data (or its end) to read.
     StreamReadable(StreamId),
+    /// The peer reset a stream: it ends without its remaining data.
+    StreamReset {
+        /// The stream.
+        id: StreamId,
+        /// The peer's application error code.
+        code: u64,
+    },
+    /// The peer asked us to stop sending on a stream; our side was reset with its code.
+    StreamStopped {
+        /// The stream.
+        id: StreamId,
+        /// The peer's application error code.
+        code: u64,
+    },
+    /// The peer abandoned part of a partially reliable stream (its deadline passed): those
+    /// offsets will never be delivered; reading continues after them.
+    StreamSkipped {
+        /// The stream.
+        id: StreamId,
+        /// The abandoned offsets.
+        range: core::ops::Range<u64>,
+    },
     /// A datagram arrived; read it with [`Connection::read_datagram`].
     DatagramReceived,
     /// The 1-RTT keys were updated (generation counts updates).
@@ -215,6 +237,12 @@ pub struct Connection {
     events: VecDeque<Event>,
     idle_timeout: Option<Duration>,
     last_activity: Instant,
+    /// The latest time the driver gave us (for application calls that take no `now`).
+    now_hint: Instant,
+    /// When we last sent an ack-eliciting packet (heartbeats).
+    last_eliciting_sent: Instant,
+    /// Set by a graceful close: stop accepting writes, flush, then send the close frame.
+    finishing: Option<(CloseReason, Option<String>)>,
     handshake_deadline: Instant,
     handshake_confirmed: bool,
     handshake_done_pending: bool,
@@ -288,7 +316,15 @@ impl Connection {
         let mut spaces: [PacketSpace; 3] = Default::default();
         spaces[0].keys = Some((send, recv));
         let mtu = usize::from(transport.initial_mtu);
-        let streams = Streams::new(side, local_limits(&transport));
+        let streams = Streams::new(
+            side,
+            local_limits(&transport),
+            BufferLimits {
+                max_stream_window: transport.max_stream_window,
+                max_connection_window: transport.max_connection_window,
+                send_buffer: transport.send_buffer,
+            },
+        );
         Ok(Self {
             side,
             cc: Box::new(NewReno::new(mtu as u64)),
@@ -321,6 +357,9 @@ impl Connection {
             events: VecDeque::new(),
             idle_timeout: None,
             last_activity: now,
+            last_eliciting_sent: now,
+            now_hint: now,
+            finishing: None,
             handshake_confirmed: false,
             handshake_done_pending: false,
             ping_pending: false,
@@ -521,6 +560,9 @@ impl Connection {
     // ---- application API: streams, datagrams, close, key update ----
 
     fn check_open(&self) -> Result<(), StreamApiError> {
+        if self.finishing.is_some() {
+            return Err(StreamApiError::NotOpen);
+        }
         match self.state {
             State::Established => Ok(()),
             // A resuming client may write 0-RTT data before the handshake completes.
@@ -543,7 +585,7 @@ impl Connection {
     /// Opens a stream.
     pub fn open_stream(&mut self, dir: Dir) -> Result<StreamId, StreamApiError> {
         self.check_open()?;
-        self.streams.open(dir)
+        self.streams.open(dir, self.now_hint)
     }
 
     /// Queues data on a stream (`fin` ends the stream after it).
@@ -554,7 +596,33 @@ impl Connection {
         fin: bool,
     ) -> Result<usize, StreamApiError> {
         self.check_open()?;
-        self.streams.write(id, data, fin)
+        self.streams.write(id, data, fin, None)
+    }
+
+    /// Queues one partially reliable message on a stream (PROTOCOL.md §14.2): if it is not
+    /// acknowledged within `ttl` the sender abandons it and the receiver skips it (and is told).
+    /// The message is accepted whole or not at all ([`StreamApiError::Blocked`]).
+    pub fn stream_send_message(
+        &mut self,
+        id: StreamId,
+        data: &[u8],
+        ttl: Duration,
+    ) -> Result<(), StreamApiError> {
+        self.check_open()?;
+        let deadline = self.now_hint + ttl;
+        self.streams
+            .write(id, data, false, Some(deadline))
+            .map(|_| ())
+    }
+
+    /// Resets our sending side of a stream with an application error code (RESET_STREAM).
+    pub fn reset_stream(&mut self, id: StreamId, code: u64) -> Result<(), StreamApiError> {
+        self.streams.reset(id, code)
+    }
+
+    /// Asks the peer to stop sending on a stream (STOP_SENDING).
+    pub fn stop_sending(&mut self, id: StreamId, code: u64) -> Result<(), StreamApiError> {
+        self.streams.stop_sending(id, code)
     }
 
     /// Reads up to `max` bytes from a stream: `(bytes, fin)`.
@@ -563,7 +631,10 @@ impl Connection {
         id: StreamId,
         max: usize,
     ) -> Result<(Vec<u8>, bool), StreamApiError> {
-        self.streams.read(id, max)
+        let srtt = self.rtt.smoothed();
+        let r = self.streams.read(id, max, self.now_hint, srtt);
+        self.drain_stream_events();
+        r
     }
 
     /// Bytes written to streams and not yet acknowledged by the peer.
@@ -614,12 +685,42 @@ impl Connection {
         self.app.as_ref().map_or(0, AppKeys::generation)
     }
 
-    /// Closes the connection with `reason` and an optional message. Streams are abandoned; use
-    /// [`Connection::unacked_stream_bytes`] to wait for delivery first for a graceful close.
+    /// Closes the connection gracefully with `reason` and an optional message: no new data is
+    /// accepted, every byte already written to a stream is delivered and acknowledged, then the
+    /// close frame is sent (PROTOCOL.md §15.1). If the peer vanishes meanwhile, the idle or
+    /// heartbeat timeout ends the connection. Use [`Connection::abort`] to close at once.
     pub fn close(&mut self, now: Instant, reason: CloseReason, message: Option<&str>) {
+        if self.is_closing() || self.finishing.is_some() {
+            return;
+        }
+        if self.state == State::Established && self.streams.buffered_send_bytes() > 0 {
+            self.finishing = Some((reason, message.map(str::to_string)));
+            return;
+        }
+        self.abort(now, reason, message);
+    }
+
+    /// Whether a graceful close is waiting for written data to be acknowledged.
+    pub fn is_finishing(&self) -> bool {
+        self.finishing.is_some()
+    }
+
+    /// Completes a graceful close once all written data is acknowledged.
+    fn maybe_finish(&mut self, now: Instant) {
+        if self.finishing.is_some() && self.streams.buffered_send_bytes() == 0 {
+            if let Some((reason, message)) = self.finishing.take() {
+                self.abort(now, reason, message.as_deref());
+            }
+        }
+    }
+
+    /// Closes the connection at once with `reason` and an optional message; data not yet
+    /// delivered is abandoned.
+    pub fn abort(&mut self, now: Instant, reason: CloseReason, message: Option<&str>) {
         if self.is_closing() {
             return;
         }
+        self.finishing = None;
         let reason_bytes = message
             .map(|m| truncate_utf8(m, MAX_REASON_LEN).as_bytes().to_vec())
             .unwrap_or_default();
@@ -1031,6 +1132,17 @@ impl Connection {
 
     // ---- timers ----
 
+    /// (when to send the next heartbeat PING, when the peer counts as gone), if enabled.
+    fn heartbeat_deadlines(&self) -> Option<(Instant, Instant)> {
+        let interval = self.transport.heartbeat_interval;
+        if interval.is_zero() || self.state != State::Established {
+            return None;
+        }
+        let ping_at = self.last_eliciting_sent + interval;
+        let dead_at = self.last_activity + interval * self.transport.heartbeat_timeout_count;
+        Some((ping_at, dead_at))
+    }
+
     fn pto_duration(&self) -> Duration {
         let ack_delay = if self.handshake_confirmed {
             self.transport.max_ack_delay
@@ -1103,7 +1215,12 @@ impl Connection {
             State::Closed => return None,
             State::Closing { until } | State::Draining { until } => return Some(until),
             State::Handshake => consider(Some(self.handshake_deadline)),
-            State::Established => {}
+            State::Established => {
+                if let Some((ping_at, dead_at)) = self.heartbeat_deadlines() {
+                    consider(Some(ping_at));
+                    consider(Some(dead_at));
+                }
+            }
         }
         consider(self.loss_timer().map(|(t, _)| t));
         if let Some(idle) = self.idle_timeout {
@@ -1114,11 +1231,14 @@ impl Connection {
             consider(Some(since + self.transport.max_ack_delay));
         }
         consider(self.app.as_ref().and_then(AppKeys::discard_deadline));
+        consider(self.streams.next_deadline());
         t
     }
 
     /// Handles expired timers.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.now_hint = self.now_hint.max(now);
+        self.streams.expire(now);
         match self.state {
             State::Closed => return,
             State::Closing { until } | State::Draining { until } => {
@@ -1144,6 +1264,22 @@ impl Connection {
                 self.set_error(ConnectionError::TimedOut);
                 self.state = State::Closed;
                 return;
+            }
+        }
+        if let Some((ping_at, dead_at)) = self.heartbeat_deadlines() {
+            if now >= dead_at {
+                // PROTOCOL.md §15.1: the peer missed `heartbeat_timeout_count` intervals.
+                self.fail(
+                    now,
+                    ErrorCode::TIMEOUT,
+                    "heartbeat timeout",
+                    ConnectionError::TimedOut,
+                );
+                return;
+            }
+            if now >= ping_at {
+                self.ping_pending = true;
+                self.last_eliciting_sent = now;
             }
         }
         if let Some(app) = self.app.as_mut() {
@@ -1198,7 +1334,29 @@ impl Connection {
         }
     }
 
+    /// Moves stream events to the connection's event queue.
+    fn drain_stream_events(&mut self) {
+        while let Some(ev) = self.streams.poll_event() {
+            self.events.push_back(match ev {
+                StreamEvent::Opened(id) => Event::StreamOpened(id),
+                StreamEvent::Readable(id) => Event::StreamReadable(id),
+                StreamEvent::Reset { id, code } => Event::StreamReset { id, code },
+                StreamEvent::Stopped { id, code } => Event::StreamStopped { id, code },
+                StreamEvent::Skipped { id, range } => Event::StreamSkipped { id, range },
+            });
+        }
+    }
+
     fn on_frames_lost(&mut self, space: Space, f: SentFrames) {
+        for id in f.resets {
+            self.streams.pending_resets.push(id);
+        }
+        for s in f.stop_sending {
+            self.streams.pending_stop_sending.push(s);
+        }
+        for (id, range) in f.skips {
+            self.streams.on_skip_lost(id, range);
+        }
         if let Some(r) = f.crypto {
             self.spaces[space as usize].crypto_send.on_lost(r);
         }

@@ -29,6 +29,7 @@ impl Connection {
         if self.state == State::Closed {
             return;
         }
+        self.now_hint = self.now_hint.max(now);
         self.stats.datagrams_received += 1;
         self.stats.bytes_received += data.len() as u64;
         if !self.address_validated {
@@ -329,19 +330,58 @@ impl Connection {
             }
             Frame::Stream(sf) => {
                 let id = StreamId(sf.stream_id);
-                if let Err(e) = self.streams.on_stream_frame(id, sf.offset, sf.data, sf.fin) {
+                if let Err(e) = self
+                    .streams
+                    .on_stream_frame(id, sf.offset, sf.data, sf.fin, now)
+                {
                     self.protocol_violation(now, e.code, e.reason);
                     return;
                 }
                 if self.in_early_packet {
                     self.early_streams.insert(id);
                 }
-                while let Some(opened) = self.streams.poll_opened() {
-                    self.events.push_back(Event::StreamOpened(opened));
+                self.drain_stream_events();
+            }
+            Frame::ResetStream {
+                stream_id,
+                error_code,
+                final_size,
+            } => {
+                let r =
+                    self.streams
+                        .on_reset_frame(StreamId(stream_id), error_code, final_size, now);
+                if let Err(e) = r {
+                    self.protocol_violation(now, e.code, e.reason);
+                    return;
                 }
-                while let Some(readable) = self.streams.poll_readable() {
-                    self.events.push_back(Event::StreamReadable(readable));
+                self.drain_stream_events();
+            }
+            Frame::StopSending {
+                stream_id,
+                error_code,
+            } => {
+                if let Err(e) = self
+                    .streams
+                    .on_stop_sending(StreamId(stream_id), error_code)
+                {
+                    self.protocol_violation(now, e.code, e.reason);
+                    return;
                 }
+                self.drain_stream_events();
+            }
+            Frame::StreamSkip {
+                stream_id,
+                start,
+                end,
+            } => {
+                if let Err(e) = self
+                    .streams
+                    .on_skip_frame(StreamId(stream_id), start..end, now)
+                {
+                    self.protocol_violation(now, e.code, e.reason);
+                    return;
+                }
+                self.drain_stream_events();
             }
             Frame::MaxData(max) => self.streams.on_max_data(max),
             Frame::MaxStreamData { stream_id, maximum } => {
@@ -480,6 +520,9 @@ impl Connection {
             for s in f.streams {
                 self.streams.on_ack(s.id, s.range, s.fin);
             }
+            for id in f.resets {
+                self.streams.on_reset_acked(id);
+            }
             if let Some(l) = f.ack_largest {
                 self.spaces[si].received.on_ack_acked(l);
             }
@@ -491,6 +534,7 @@ impl Connection {
         }
         self.pto_count = 0;
         self.detect_lost(space, now);
+        self.maybe_finish(now);
     }
 
     fn on_version_negotiation(

@@ -54,6 +54,8 @@ impl Connection {
         if matches!(self.state, State::Closed | State::Draining { .. }) {
             return None;
         }
+        self.now_hint = self.now_hint.max(now);
+        self.streams.expire(now);
         self.maybe_update_keys(now);
         let budget = self.amplification_budget();
         let mut max = self.mtu.min(usize::try_from(budget).unwrap_or(usize::MAX));
@@ -320,6 +322,7 @@ impl Connection {
         );
         if eliciting {
             self.cc.on_sent(now, size as u64);
+            self.last_eliciting_sent = now;
         }
         Some(eliciting)
     }
@@ -357,9 +360,7 @@ impl Connection {
                     || self.ping_pending
                     || self.streams.has_pending()
                     || !self.datagrams_out.is_empty()
-                    || self.streams.pending_max_data
-                    || !self.streams.pending_max_stream_data.is_empty()
-                    || self.streams.pending_max_streams.iter().any(|b| *b)
+                    || self.streams.has_pending_control()
             }
             Level::ZeroRtt => self.streams.has_pending() || !self.datagrams_out.is_empty(),
             _ => false,
@@ -414,6 +415,32 @@ impl Connection {
                     frame::encode_max_stream_data(buf, id.0, max);
                     sent.max_stream_data.push(id);
                 }
+            }
+            while let Some(id) = self.streams.pending_resets.pop() {
+                if buf.len() + 25 > limit {
+                    self.streams.pending_resets.push(id);
+                    break;
+                }
+                if let Some((code, final_size)) = self.streams.reset_frame(id) {
+                    frame::encode_reset_stream(buf, id.0, code, final_size);
+                    sent.resets.push(id);
+                }
+            }
+            while let Some((id, code)) = self.streams.pending_stop_sending.pop() {
+                if buf.len() + 17 > limit {
+                    self.streams.pending_stop_sending.push((id, code));
+                    break;
+                }
+                frame::encode_stop_sending(buf, id.0, code);
+                sent.stop_sending.push((id, code));
+            }
+            while let Some((id, range)) = self.streams.pending_skips.pop() {
+                if buf.len() + 25 > limit {
+                    self.streams.pending_skips.push((id, range));
+                    break;
+                }
+                frame::encode_stream_skip(buf, id.0, range.start, range.end);
+                sent.skips.push((id, range));
             }
             for (i, dir) in [super::Dir::Bi, super::Dir::Uni].into_iter().enumerate() {
                 if self.streams.pending_max_streams[i] && buf.len() + 9 <= limit {

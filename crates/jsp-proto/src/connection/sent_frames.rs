@@ -35,6 +35,12 @@ pub struct SentFrames {
     pub max_streams: [bool; 2],
     /// Sent in a 0-RTT packet (requeued if the server refuses 0-RTT).
     pub zero_rtt: bool,
-    /// Number of session tickets sent (CRYPTO data in the Data space counts in `crypto`).
+    /// A PING was sent (not retransmitted).
     pub ping: bool,
+    /// RESET_STREAM frames sent.
+    pub resets: Vec<StreamId>,
+    /// STOP_SENDING frames sent.
+    pub stop_sending: Vec<(StreamId, u64)>,
+    /// STREAM_SKIP frames sent.
+    pub skips: Vec<(StreamId, Range<u64>)>,
 }

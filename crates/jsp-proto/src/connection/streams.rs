@@ -1,11 +1,15 @@
 //! Streams: identifiers, send buffers with retransmission, receive reassembly, credit-based flow
-//! control per stream and per connection, and stream-count limits (PROTOCOL.md §10, §14).
+//! control per stream and per connection with windows that grow to the bandwidth-delay product,
+//! stream-count limits, resets, and partially reliable messages with deadlines (PROTOCOL.md §14).
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::ops::Range;
+
+use core::time::Duration;
 
 use crate::error::ErrorCode;
 use crate::range_set::RangeSet;
+use crate::time::Instant;
 use crate::Side;
 
 /// A stream identifier (PROTOCOL.md §10): bit 0 = initiator (0 client), bit 1 = direction (1 uni).
@@ -75,15 +79,58 @@ pub enum StreamApiError {
     /// The stream does not exist (never opened, or finished and released).
     #[error("unknown stream")]
     UnknownStream,
-    /// The stream cannot be written (the peer's unidirectional stream, or already finished).
+    /// The stream cannot be written (the peer's unidirectional stream, finished, or reset).
     #[error("the stream is not writable")]
     NotWritable,
     /// The peer's stream limit is reached; wait for it to allow more.
     #[error("stream limit reached")]
     LimitReached,
+    /// The connection's send buffer is full; write again once the peer acknowledged data.
+    #[error("send buffer full")]
+    Blocked,
+    /// The peer asked us to stop sending on this stream (STOP_SENDING with this code).
+    #[error("the peer stopped the stream with code {0}")]
+    Stopped(u64),
     /// The connection is not established or is closing.
     #[error("the connection is not open")]
     NotOpen,
+}
+
+/// Something that happened to a stream, for the application.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StreamEvent {
+    /// The peer opened a stream.
+    Opened(StreamId),
+    /// Data or the end of the stream can be read.
+    Readable(StreamId),
+    /// The peer reset its sending side: the stream ends without its remaining data.
+    Reset {
+        /// The stream.
+        id: StreamId,
+        /// The peer's application error code.
+        code: u64,
+    },
+    /// The peer asked us to stop sending; our side was reset with its code.
+    Stopped {
+        /// The stream.
+        id: StreamId,
+        /// The peer's application error code.
+        code: u64,
+    },
+    /// The sender abandoned `range` of the stream (partial reliability): those bytes will never
+    /// be delivered; reading continues after it.
+    Skipped {
+        /// The stream.
+        id: StreamId,
+        /// The abandoned offsets.
+        range: Range<u64>,
+    },
+}
+
+#[derive(Debug, Clone, Copy)]
+struct SendReset {
+    code: u64,
+    final_size: u64,
 }
 
 #[derive(Debug, Default)]
@@ -103,9 +150,18 @@ struct SendStream {
     fin: bool,
     fin_pending: bool,
     fin_acked: bool,
+    /// Partially reliable messages: (start, end, deadline), in offset order.
+    deadlines: VecDeque<(u64, u64, Instant)>,
+    reset: Option<SendReset>,
 }
 
-#[derive(Debug, Default)]
+impl SendStream {
+    fn unacked(&self) -> u64 {
+        self.data.len() as u64
+    }
+}
+
+#[derive(Debug)]
 struct RecvStream {
     fragments: BTreeMap<u64, Vec<u8>>,
     read: u64,
@@ -114,9 +170,11 @@ struct RecvStream {
     final_size: Option<u64>,
     /// Credit we granted.
     max_data: u64,
-    /// Credit last advertised (to decide when to send MAX_STREAM_DATA).
+    /// Current window (grows with autotuning).
     window: u64,
-    fin_delivered: bool,
+    last_grant: Instant,
+    /// Ranges the sender abandoned.
+    skips: RangeSet,
 }
 
 /// A chunk of stream data to put in a STREAM frame.
@@ -130,54 +188,6 @@ pub struct StreamChunk {
     pub data: Vec<u8>,
     /// Whether this chunk carries FIN.
     pub fin: bool,
-}
-
-/// All streams of a connection.
-#[derive(Debug)]
-pub struct Streams {
-    side: Side,
-    send: HashMap<StreamId, SendStream>,
-    recv: HashMap<StreamId, RecvStream>,
-    next_local: [u64; 2],
-    /// How many streams of each direction the peer allows us to open.
-    peer_max_streams: [u64; 2],
-    /// How many streams of each direction we allow the peer to open.
-    local_max_streams: [u64; 2],
-    /// Peer-initiated streams opened so far (per direction).
-    peer_opened: [u64; 2],
-    /// Peer-initiated streams closed so far (to grant more).
-    peer_closed: [u64; 2],
-    /// Streams with data or FIN to send, round robin.
-    send_queue: VecDeque<StreamId>,
-    /// Newly opened peer streams to announce.
-    opened: VecDeque<StreamId>,
-    /// Streams with data to read, to announce.
-    readable: VecDeque<StreamId>,
-    /// Connection credit the peer gave us and what we used.
-    peer_max_data: u64,
-    data_sent: u64,
-    /// Connection credit we gave and what the peer used / the app consumed.
-    local_max_data: u64,
-    local_window: u64,
-    data_received: u64,
-    data_consumed: u64,
-    stream_window: u64,
-    peer_stream_window_bidi_local: u64,
-    peer_stream_window_bidi_remote: u64,
-    peer_stream_window_uni: u64,
-    /// MAX_DATA / MAX_STREAM_DATA / MAX_STREAMS updates to send.
-    pub pending_max_data: bool,
-    /// Streams whose MAX_STREAM_DATA should be sent.
-    pub pending_max_stream_data: Vec<StreamId>,
-    /// Directions whose MAX_STREAMS should be sent.
-    pub pending_max_streams: [bool; 2],
-}
-
-fn di(dir: Dir) -> usize {
-    match dir {
-        Dir::Bi => 0,
-        Dir::Uni => 1,
-    }
 }
 
 /// Limits one side grants: what we offer, what the peer offered.
@@ -197,34 +207,99 @@ pub struct StreamLimits {
     pub max_streams_uni: u64,
 }
 
+/// Local buffer and window bounds.
+#[derive(Debug, Clone, Copy)]
+pub struct BufferLimits {
+    /// Largest per-stream receive window autotuning may reach.
+    pub max_stream_window: u64,
+    /// Largest connection receive window autotuning may reach.
+    pub max_connection_window: u64,
+    /// Most bytes buffered for sending (written, not yet acknowledged) over all streams.
+    pub send_buffer: u64,
+}
+
+/// All streams of a connection.
+#[derive(Debug)]
+pub struct Streams {
+    side: Side,
+    limits: BufferLimits,
+    send: HashMap<StreamId, SendStream>,
+    recv: HashMap<StreamId, RecvStream>,
+    next_local: [u64; 2],
+    peer_max_streams: [u64; 2],
+    local_max_streams: [u64; 2],
+    peer_opened: [u64; 2],
+    /// Streams with data or FIN to send, round robin.
+    send_queue: VecDeque<StreamId>,
+    events: VecDeque<StreamEvent>,
+    peer_max_data: u64,
+    data_sent: u64,
+    local_max_data: u64,
+    local_window: u64,
+    last_conn_grant: Instant,
+    data_received: u64,
+    data_consumed: u64,
+    stream_window: u64,
+    peer_stream_window_bidi_local: u64,
+    peer_stream_window_bidi_remote: u64,
+    peer_stream_window_uni: u64,
+    send_buffered: u64,
+    /// Streams with partially reliable messages, by earliest deadline.
+    deadlines: BTreeSet<(Instant, StreamId)>,
+    /// MAX_DATA to send.
+    pub pending_max_data: bool,
+    /// Streams whose MAX_STREAM_DATA should be sent.
+    pub pending_max_stream_data: Vec<StreamId>,
+    /// Directions whose MAX_STREAMS should be sent.
+    pub pending_max_streams: [bool; 2],
+    /// Streams whose RESET_STREAM should be (re)sent.
+    pub pending_resets: Vec<StreamId>,
+    /// STOP_SENDING frames to (re)send.
+    pub pending_stop_sending: Vec<(StreamId, u64)>,
+    /// STREAM_SKIP frames to (re)send.
+    pub pending_skips: Vec<(StreamId, Range<u64>)>,
+}
+
+fn di(dir: Dir) -> usize {
+    match dir {
+        Dir::Bi => 0,
+        Dir::Uni => 1,
+    }
+}
+
 impl Streams {
     /// Streams for `side`, granting `local` limits to the peer.
-    pub fn new(side: Side, local: StreamLimits) -> Self {
+    pub fn new(side: Side, local: StreamLimits, limits: BufferLimits) -> Self {
         Self {
             side,
+            limits,
             send: HashMap::new(),
             recv: HashMap::new(),
             next_local: [0, 0],
             peer_max_streams: [0, 0],
             local_max_streams: [local.max_streams_bidi, local.max_streams_uni],
             peer_opened: [0, 0],
-            peer_closed: [0, 0],
             send_queue: VecDeque::new(),
-            opened: VecDeque::new(),
-            readable: VecDeque::new(),
+            events: VecDeque::new(),
             peer_max_data: 0,
             data_sent: 0,
             local_max_data: local.max_data,
             local_window: local.max_data,
+            last_conn_grant: Instant::ZERO,
             data_received: 0,
             data_consumed: 0,
             stream_window: local.stream_data_bidi_remote,
             peer_stream_window_bidi_local: 0,
             peer_stream_window_bidi_remote: 0,
             peer_stream_window_uni: 0,
+            send_buffered: 0,
+            deadlines: BTreeSet::new(),
             pending_max_data: false,
             pending_max_stream_data: Vec::new(),
             pending_max_streams: [false, false],
+            pending_resets: Vec::new(),
+            pending_stop_sending: Vec::new(),
+            pending_skips: Vec::new(),
         }
     }
 
@@ -247,74 +322,121 @@ impl Streams {
         }
     }
 
-    fn peer_credit_for_local_stream(&self, dir: Dir) -> u64 {
-        match dir {
-            Dir::Bi => self.peer_stream_window_bidi_remote,
-            Dir::Uni => self.peer_stream_window_uni,
+    /// The next event for the application.
+    pub fn poll_event(&mut self) -> Option<StreamEvent> {
+        self.events.pop_front()
+    }
+
+    fn new_recv(&self, now: Instant) -> RecvStream {
+        RecvStream {
+            fragments: BTreeMap::new(),
+            read: 0,
+            highest: 0,
+            final_size: None,
+            max_data: self.stream_window,
+            window: self.stream_window,
+            last_grant: now,
+            skips: RangeSet::new(),
         }
     }
 
     /// Opens a local stream.
-    pub fn open(&mut self, dir: Dir) -> Result<StreamId, StreamApiError> {
+    pub fn open(&mut self, dir: Dir, now: Instant) -> Result<StreamId, StreamApiError> {
         let d = di(dir);
         if self.next_local[d] >= self.peer_max_streams[d] {
             return Err(StreamApiError::LimitReached);
         }
         let id = StreamId::new(self.side, dir, self.next_local[d]);
         self.next_local[d] += 1;
-        let send = SendStream {
-            max_data: self.peer_credit_for_local_stream(dir),
-            ..SendStream::default()
+        let max_data = match dir {
+            Dir::Bi => self.peer_stream_window_bidi_remote,
+            Dir::Uni => self.peer_stream_window_uni,
         };
-        self.send.insert(id, send);
+        self.send.insert(
+            id,
+            SendStream {
+                max_data,
+                ..SendStream::default()
+            },
+        );
         if dir == Dir::Bi {
-            self.recv.insert(id, self.new_recv());
+            let r = self.new_recv(now);
+            self.recv.insert(id, r);
         }
         Ok(id)
     }
 
-    fn new_recv(&self) -> RecvStream {
-        RecvStream {
-            max_data: self.stream_window,
-            window: self.stream_window,
-            ..RecvStream::default()
-        }
-    }
-
-    /// Queues `data` (and FIN if `fin`) on a stream. Returns the bytes accepted (all of them:
-    /// back-pressure by flow control applies when sending, not when buffering).
-    pub fn write(&mut self, id: StreamId, data: &[u8], fin: bool) -> Result<usize, StreamApiError> {
+    /// Queues data (and FIN if `fin`) on a stream; with a `deadline` the data is one partially
+    /// reliable message, abandoned if not acknowledged by then (PROTOCOL.md §14.2). Returns the
+    /// bytes accepted, which is fewer than `data.len()` when the send buffer is nearly full
+    /// (a message with a deadline is accepted whole or not at all).
+    pub fn write(
+        &mut self,
+        id: StreamId,
+        data: &[u8],
+        fin: bool,
+        deadline: Option<Instant>,
+    ) -> Result<usize, StreamApiError> {
+        let room = self.limits.send_buffer.saturating_sub(self.send_buffered);
         let s = self
             .send
             .get_mut(&id)
             .ok_or(StreamApiError::UnknownStream)?;
+        if let Some(r) = s.reset {
+            return Err(StreamApiError::Stopped(r.code));
+        }
         if s.fin {
             return Err(StreamApiError::NotWritable);
         }
+        let take = if deadline.is_some() && (data.len() as u64) > room {
+            0
+        } else {
+            usize::try_from(room).unwrap_or(usize::MAX).min(data.len())
+        };
+        if take == 0 && !data.is_empty() {
+            return Err(StreamApiError::Blocked);
+        }
         let start = s.end;
-        s.data.extend(data);
-        s.end += data.len() as u64;
+        s.data.extend(&data[..take]);
+        s.end += take as u64;
+        self.send_buffered += take as u64;
         if s.end > start {
             s.pending.insert(start..s.end);
         }
-        if fin {
+        if let Some(d) = deadline {
+            if s.end > start {
+                s.deadlines.push_back((start, s.end, d));
+                self.deadlines.insert((d, id));
+            }
+        }
+        if fin && take == data.len() {
             s.fin = true;
             s.fin_pending = true;
         }
         if !self.send_queue.contains(&id) {
             self.send_queue.push_back(id);
         }
-        Ok(data.len())
+        Ok(take)
     }
 
-    /// Bytes buffered but not yet acknowledged, over all streams.
+    /// Bytes written and not yet acknowledged, over all streams.
     pub fn buffered_send_bytes(&self) -> u64 {
-        self.send.values().map(|s| s.data.len() as u64).sum()
+        self.send_buffered
     }
 
     /// Whether any stream has something sendable now.
     pub fn has_pending(&self) -> bool {
         !self.send_queue.is_empty()
+    }
+
+    /// Whether control frames (resets, stop-sending, skips, credit) wait to be sent.
+    pub fn has_pending_control(&self) -> bool {
+        self.pending_max_data
+            || !self.pending_max_stream_data.is_empty()
+            || self.pending_max_streams.iter().any(|b| *b)
+            || !self.pending_resets.is_empty()
+            || !self.pending_stop_sending.is_empty()
+            || !self.pending_skips.is_empty()
     }
 
     /// Takes the next chunk to send, of at most `max_len` bytes of data, respecting flow control.
@@ -326,12 +448,12 @@ impl Streams {
             let Some(s) = self.send.get_mut(&id) else {
                 continue;
             };
+            if s.reset.is_some() {
+                continue;
+            }
             let mut chunk = None;
-            if let Some(r) = s
-                .pending
-                .min()
-                .and_then(|m| s.pending.iter().find(|r| r.start == m))
-            {
+            let first = s.pending.iter().next();
+            if let Some(r) = first {
                 // New bytes (beyond max_sent) consume connection credit; retransmits do not.
                 let mut end = r.end.min(r.start + max_len as u64).min(s.max_data);
                 if end > s.max_sent {
@@ -387,20 +509,33 @@ impl Streams {
         if fin {
             s.fin_acked = true;
         }
-        // Release acknowledged bytes from the front.
         let first = s.acked.iter().next();
         if let Some(first) = first {
             if first.start <= s.base && first.end > s.base {
                 let n = usize::try_from(first.end - s.base).unwrap_or(0);
-                s.data.drain(..n.min(s.data.len()));
+                let n = n.min(s.data.len());
+                s.data.drain(..n);
+                self.send_buffered -= n as u64;
                 s.base = first.end;
                 s.acked.remove_below(s.base);
             }
         }
-        if s.fin_acked && s.base == s.end {
-            self.send.remove(&id);
-            self.maybe_release(id);
+        while s.deadlines.front().is_some_and(|m| m.1 <= s.base) {
+            s.deadlines.pop_front();
         }
+        if s.fin_acked && s.base == s.end {
+            self.release_send(id);
+        }
+    }
+
+    fn release_send(&mut self, id: StreamId) {
+        if let Some(s) = self.send.remove(&id) {
+            self.send_buffered -= s.unacked();
+            for (_, _, d) in s.deadlines {
+                self.deadlines.remove(&(d, id));
+            }
+        }
+        self.maybe_release(id);
     }
 
     /// A sent chunk was lost: queue its unacknowledged part again.
@@ -408,6 +543,9 @@ impl Streams {
         let Some(s) = self.send.get_mut(&id) else {
             return;
         };
+        if s.reset.is_some() {
+            return;
+        }
         let mut start = range.start.max(s.base);
         for a in s.acked.iter() {
             if a.end <= start {
@@ -437,12 +575,225 @@ impl Streams {
             return;
         }
         if id.initiator() != self.side {
+            // Grant a new stream for each one closed.
             let d = di(id.dir());
-            self.peer_closed[d] += 1;
-            // Grant a new stream for each one closed, announced in batches.
             self.local_max_streams[d] += 1;
             self.pending_max_streams[d] = true;
         }
+    }
+
+    // ---- partial reliability (PROTOCOL.md §14.2) ----
+
+    /// The earliest message deadline, for the connection's timer.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.deadlines.iter().next().map(|(d, _)| *d)
+    }
+
+    /// Abandons messages whose deadline passed before they were acknowledged: their bytes are
+    /// dropped from the send buffer and the receiver is told to skip them.
+    pub fn expire(&mut self, now: Instant) {
+        while let Some(&(deadline, id)) = self.deadlines.iter().next() {
+            if deadline > now {
+                break;
+            }
+            self.deadlines.remove(&(deadline, id));
+            let Some(s) = self.send.get_mut(&id) else {
+                continue;
+            };
+            let Some(pos) = s.deadlines.iter().position(|m| m.2 == deadline) else {
+                continue;
+            };
+            let Some((start, end, _)) = s.deadlines.remove(pos) else {
+                continue;
+            };
+            let start = start.max(s.base);
+            if start >= end {
+                continue; // fully acknowledged in time
+            }
+            // Everything in start..end that is not acknowledged is abandoned.
+            s.pending.remove(start..end);
+            s.acked.insert(start..end);
+            if end > s.max_sent {
+                self.data_sent += end - s.max_sent;
+                s.max_sent = end;
+            }
+            self.pending_skips.push((id, start..end));
+            // Release the front of the buffer if it is now acknowledged.
+            let first = s.acked.iter().next();
+            if let Some(first) = first {
+                if first.start <= s.base && first.end > s.base {
+                    let n = usize::try_from(first.end - s.base)
+                        .unwrap_or(0)
+                        .min(s.data.len());
+                    s.data.drain(..n);
+                    self.send_buffered -= n as u64;
+                    s.base = first.end;
+                    s.acked.remove_below(s.base);
+                }
+            }
+            if s.fin && s.base == s.end && s.fin_acked {
+                self.release_send(id);
+            }
+        }
+    }
+
+    /// A STREAM_SKIP we sent was lost: send it again.
+    pub fn on_skip_lost(&mut self, id: StreamId, range: Range<u64>) {
+        self.pending_skips.push((id, range));
+    }
+
+    /// Handles a STREAM_SKIP frame.
+    pub fn on_skip_frame(
+        &mut self,
+        id: StreamId,
+        range: Range<u64>,
+        now: Instant,
+    ) -> Result<(), StreamError> {
+        self.check_receivable(id)?;
+        self.ensure_peer_stream(id, now)?;
+        let Some(r) = self.recv.get_mut(&id) else {
+            return Ok(());
+        };
+        if r.final_size.is_some_and(|f| range.end > f) {
+            return Err(err(ErrorCode::PROTOCOL_ERROR, "skip beyond final size"));
+        }
+        if range.end > r.max_data {
+            return Err(err(ErrorCode::FLOW_CONTROL_ERROR, "skip beyond credit"));
+        }
+        if range.end > r.highest {
+            self.data_received += range.end - r.highest;
+            r.highest = range.end;
+            if self.data_received > self.local_max_data {
+                return Err(err(
+                    ErrorCode::FLOW_CONTROL_ERROR,
+                    "connection credit exceeded",
+                ));
+            }
+        }
+        if range.end > r.read {
+            r.skips.insert(range.start.max(r.read)..range.end);
+            if !self.events.contains(&StreamEvent::Readable(id)) {
+                self.events.push_back(StreamEvent::Readable(id));
+            }
+        }
+        Ok(())
+    }
+
+    // ---- resets ----
+
+    /// Resets our sending side with `code` (RESET_STREAM): unsent and unacknowledged data is
+    /// abandoned.
+    pub fn reset(&mut self, id: StreamId, code: u64) -> Result<(), StreamApiError> {
+        let s = self
+            .send
+            .get_mut(&id)
+            .ok_or(StreamApiError::UnknownStream)?;
+        if s.reset.is_some() {
+            return Ok(());
+        }
+        s.reset = Some(SendReset {
+            code,
+            final_size: s.max_sent,
+        });
+        s.pending.clear();
+        s.fin_pending = false;
+        let freed = s.unacked();
+        s.data.clear();
+        self.send_buffered -= freed;
+        self.send_queue.retain(|x| *x != id);
+        self.pending_resets.push(id);
+        Ok(())
+    }
+
+    /// The RESET_STREAM frame to send for `id`: (code, final size).
+    pub fn reset_frame(&self, id: StreamId) -> Option<(u64, u64)> {
+        self.send
+            .get(&id)
+            .and_then(|s| s.reset)
+            .map(|r| (r.code, r.final_size))
+    }
+
+    /// Our RESET_STREAM was acknowledged: the sending side is done.
+    pub fn on_reset_acked(&mut self, id: StreamId) {
+        if self.send.get(&id).is_some_and(|s| s.reset.is_some()) {
+            self.release_send(id);
+        }
+    }
+
+    /// Asks the peer to stop sending on `id` (STOP_SENDING); buffered incoming data is dropped.
+    pub fn stop_sending(&mut self, id: StreamId, code: u64) -> Result<(), StreamApiError> {
+        if !self.recv.contains_key(&id) {
+            return Err(StreamApiError::UnknownStream);
+        }
+        self.pending_stop_sending.push((id, code));
+        Ok(())
+    }
+
+    /// Handles RESET_STREAM from the peer.
+    pub fn on_reset_frame(
+        &mut self,
+        id: StreamId,
+        code: u64,
+        final_size: u64,
+        now: Instant,
+    ) -> Result<(), StreamError> {
+        self.check_receivable(id)?;
+        self.ensure_peer_stream(id, now)?;
+        let Some(r) = self.recv.get_mut(&id) else {
+            return Ok(());
+        };
+        if final_size < r.highest || r.final_size.is_some_and(|f| f != final_size) {
+            return Err(err(
+                ErrorCode::PROTOCOL_ERROR,
+                "reset with an inconsistent final size",
+            ));
+        }
+        if final_size > r.max_data {
+            return Err(err(ErrorCode::FLOW_CONTROL_ERROR, "reset beyond credit"));
+        }
+        self.data_received += final_size - r.highest;
+        // Unread bytes no longer count against the connection window.
+        self.data_consumed += final_size - r.read;
+        if self.data_received > self.local_max_data {
+            return Err(err(
+                ErrorCode::FLOW_CONTROL_ERROR,
+                "connection credit exceeded",
+            ));
+        }
+        self.recv.remove(&id);
+        self.events.push_back(StreamEvent::Reset { id, code });
+        self.maybe_release(id);
+        Ok(())
+    }
+
+    /// Handles STOP_SENDING from the peer: reset our sending side with its code.
+    pub fn on_stop_sending(&mut self, id: StreamId, code: u64) -> Result<(), StreamError> {
+        if id.dir() == Dir::Uni && id.initiator() != self.side {
+            return Err(err(
+                ErrorCode::STREAM_STATE_ERROR,
+                "STOP_SENDING for a receive-only stream",
+            ));
+        }
+        if id.initiator() == self.side && id.index() >= self.next_local[di(id.dir())] {
+            return Err(err(ErrorCode::STREAM_STATE_ERROR, "stream not opened yet"));
+        }
+        if self.send.contains_key(&id) {
+            let _ = self.reset(id, code);
+            self.events.push_back(StreamEvent::Stopped { id, code });
+        }
+        Ok(())
+    }
+
+    // ---- receiving ----
+
+    fn check_receivable(&self, id: StreamId) -> Result<(), StreamError> {
+        if id.initiator() == self.side && id.dir() == Dir::Uni {
+            return Err(err(
+                ErrorCode::STREAM_STATE_ERROR,
+                "data on our own unidirectional stream",
+            ));
+        }
+        Ok(())
     }
 
     /// Handles a STREAM frame.
@@ -452,14 +803,10 @@ impl Streams {
         offset: u64,
         data: &[u8],
         fin: bool,
+        now: Instant,
     ) -> Result<(), StreamError> {
-        if id.initiator() == self.side && id.dir() == Dir::Uni {
-            return Err(err(
-                ErrorCode::STREAM_STATE_ERROR,
-                "data on our own unidirectional stream",
-            ));
-        }
-        self.ensure_peer_stream(id)?;
+        self.check_receivable(id)?;
+        self.ensure_peer_stream(id, now)?;
         let end = offset
             .checked_add(data.len() as u64)
             .ok_or(err(ErrorCode::FRAME_ENCODING_ERROR, "offset overflow"))?;
@@ -508,15 +855,16 @@ impl Streams {
                 r.fragments.insert(off, bytes.to_vec());
             }
         }
-        if (r.fragments.contains_key(&r.read) || r.final_size == Some(r.read))
-            && !self.readable.contains(&id)
-        {
-            self.readable.push_back(id);
+        let readable = r.fragments.contains_key(&r.read)
+            || r.final_size == Some(r.read)
+            || r.skips.contains(r.read);
+        if readable && !self.events.contains(&StreamEvent::Readable(id)) {
+            self.events.push_back(StreamEvent::Readable(id));
         }
         Ok(())
     }
 
-    fn ensure_peer_stream(&mut self, id: StreamId) -> Result<(), StreamError> {
+    fn ensure_peer_stream(&mut self, id: StreamId, now: Instant) -> Result<(), StreamError> {
         if id.initiator() == self.side {
             if id.index() >= self.next_local[di(id.dir())] {
                 return Err(err(ErrorCode::STREAM_STATE_ERROR, "stream not opened yet"));
@@ -532,7 +880,7 @@ impl Streams {
         }
         for index in self.peer_opened[d]..=id.index() {
             let sid = StreamId::new(id.initiator(), id.dir(), index);
-            let recv = self.new_recv();
+            let recv = self.new_recv(now);
             self.recv.insert(sid, recv);
             if id.dir() == Dir::Bi {
                 let send = SendStream {
@@ -541,31 +889,50 @@ impl Streams {
                 };
                 self.send.insert(sid, send);
             }
-            self.opened.push_back(sid);
+            self.events.push_back(StreamEvent::Opened(sid));
         }
         self.peer_opened[d] = id.index() + 1;
         Ok(())
     }
 
-    /// The next stream the peer opened.
-    pub fn poll_opened(&mut self) -> Option<StreamId> {
-        self.opened.pop_front()
-    }
-
-    /// The next stream with data (or FIN) to read.
-    pub fn poll_readable(&mut self) -> Option<StreamId> {
-        self.readable.pop_front()
-    }
-
-    /// Reads up to `max` contiguous bytes. Returns `(data, fin)`; `fin` is true once the last
-    /// byte of the stream has been read.
-    pub fn read(&mut self, id: StreamId, max: usize) -> Result<(Vec<u8>, bool), StreamApiError> {
+    /// Reads up to `max` contiguous bytes: `(data, fin)`; `fin` is true once the last byte of the
+    /// stream has been read. Reading stops at an abandoned range; the next read reports it
+    /// ([`StreamEvent::Skipped`]) and continues after it. `srtt` drives window autotuning.
+    pub fn read(
+        &mut self,
+        id: StreamId,
+        max: usize,
+        now: Instant,
+        srtt: Duration,
+    ) -> Result<(Vec<u8>, bool), StreamApiError> {
         let r = self
             .recv
             .get_mut(&id)
             .ok_or(StreamApiError::UnknownStream)?;
         let mut out = Vec::new();
+        let mut skipped = None;
         while out.len() < max {
+            let first_skip = r.skips.iter().next();
+            if let Some(s) = first_skip.filter(|s| s.start <= r.read) {
+                if !out.is_empty() {
+                    break; // deliver what precedes the gap first
+                }
+                let range = r.read..s.end;
+                r.skips.remove(range.clone());
+                r.fragments
+                    .retain(|&off, frag| off + frag.len() as u64 > range.end);
+                if let Some((&off, _)) = r.fragments.range(..range.end).next_back() {
+                    if let Some(frag) = r.fragments.remove(&off) {
+                        let cut = usize::try_from(range.end - off).unwrap_or(usize::MAX);
+                        if cut < frag.len() {
+                            r.fragments.insert(range.end, frag[cut..].to_vec());
+                        }
+                    }
+                }
+                r.read = range.end;
+                skipped = Some(range);
+                continue;
+            }
             let Some(frag) = r.fragments.remove(&r.read) else {
                 // A fragment may start before `read` after partial reads.
                 let Some((&off, _)) = r.fragments.range(..r.read).next_back() else {
@@ -580,7 +947,14 @@ impl Streams {
                 }
                 continue;
             };
-            let take = frag.len().min(max - out.len());
+            let mut take = frag.len().min(max - out.len());
+            // Do not read into an abandoned range.
+            let first_skip = r.skips.iter().next();
+            if let Some(s) = first_skip {
+                if s.start > r.read {
+                    take = take.min(usize::try_from(s.start - r.read).unwrap_or(usize::MAX));
+                }
+            }
             out.extend_from_slice(&frag[..take]);
             if take < frag.len() {
                 r.fragments
@@ -588,26 +962,41 @@ impl Streams {
             }
             r.read += take as u64;
         }
-        let consumed = out.len() as u64;
+        let consumed_to = r.read;
         let fin = r.final_size == Some(r.read);
-        if fin {
-            r.fin_delivered = true;
+        if let Some(range) = skipped.clone() {
+            self.events.push_back(StreamEvent::Skipped { id, range });
         }
-        // Flow-control credit: re-grant when half the window was consumed.
-        if !fin && r.max_data - r.read < r.window / 2 {
-            r.max_data = r.read + r.window;
+        // Stream credit: re-grant when half the window was consumed; grow the window when the
+        // previous one lasted less than ~2 RTTs (the reader keeps up: window < BDP).
+        let mut grant = false;
+        if !fin && r.max_data - consumed_to < r.window / 2 {
+            if now.saturating_duration_since(r.last_grant) < srtt * 2 {
+                r.window = (r.window * 2).min(self.limits.max_stream_window);
+            }
+            r.max_data = consumed_to + r.window;
+            r.last_grant = now;
+            grant = true;
+        }
+        let more = r.fragments.contains_key(&r.read) || r.skips.contains(r.read);
+        if grant {
             self.pending_max_stream_data.push(id);
         }
+        let consumed = out.len() as u64 + skipped.map_or(0, |s| s.end - s.start);
         self.data_consumed += consumed;
         if self.local_max_data - self.data_consumed < self.local_window / 2 {
+            if now.saturating_duration_since(self.last_conn_grant) < srtt * 2 {
+                self.local_window = (self.local_window * 2).min(self.limits.max_connection_window);
+            }
             self.local_max_data = self.data_consumed + self.local_window;
+            self.last_conn_grant = now;
             self.pending_max_data = true;
         }
         if fin {
             self.recv.remove(&id);
             self.maybe_release(id);
-        } else if r_has_more(self.recv.get(&id)) && !self.readable.contains(&id) {
-            self.readable.push_back(id);
+        } else if more && !self.events.contains(&StreamEvent::Readable(id)) {
+            self.events.push_back(StreamEvent::Readable(id));
         }
         Ok((out, fin))
     }
@@ -629,8 +1018,10 @@ impl Streams {
 
     /// MAX_DATA from the peer.
     pub fn on_max_data(&mut self, max: u64) {
-        self.peer_max_data = self.peer_max_data.max(max);
-        self.requeue_all();
+        if max > self.peer_max_data {
+            self.peer_max_data = max;
+            self.requeue_all();
+        }
     }
 
     /// MAX_STREAM_DATA from the peer.
@@ -674,92 +1065,12 @@ impl Streams {
             .count();
         n
     }
-}
 
-fn r_has_more(r: Option<&RecvStream>) -> bool {
-    r.is_some_and(|r| r.fragments.contains_key(&r.read))
+    /// The current receive window of `id` (for tests and stats).
+    pub fn recv_window(&self, id: StreamId) -> Option<u64> {
+        self.recv.get(&id).map(|r| r.window)
+    }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn limits() -> StreamLimits {
-        StreamLimits {
-            max_data: 1000,
-            stream_data_bidi_local: 500,
-            stream_data_bidi_remote: 500,
-            stream_data_uni: 500,
-            max_streams_bidi: 2,
-            max_streams_uni: 2,
-        }
-    }
-
-    fn pair() -> (Streams, Streams) {
-        let mut c = Streams::new(Side::Client, limits());
-        let mut s = Streams::new(Side::Server, limits());
-        c.set_peer_limits(limits());
-        s.set_peer_limits(limits());
-        (c, s)
-    }
-
-    #[test]
-    fn data_flows_in_order_despite_reordering() {
-        let (mut c, mut s) = pair();
-        let id = c.open(Dir::Bi).unwrap();
-        c.write(id, b"hello world", true).unwrap();
-        let a = c.next_chunk(6).unwrap();
-        let b = c.next_chunk(100).unwrap();
-        assert!(b.fin);
-        s.on_stream_frame(b.id, b.offset, &b.data, b.fin).unwrap();
-        s.on_stream_frame(a.id, a.offset, &a.data, a.fin).unwrap();
-        assert_eq!(s.poll_opened(), Some(id));
-        assert_eq!(s.poll_readable(), Some(id));
-        assert_eq!(s.read(id, 100).unwrap(), (b"hello world".to_vec(), true));
-    }
-
-    #[test]
-    fn flow_control_and_stream_limits_are_enforced() {
-        let (mut c, mut s) = pair();
-        let id = c.open(Dir::Uni).unwrap();
-        c.write(id, &[0u8; 800], false).unwrap();
-        let mut sent = 0;
-        while let Some(ch) = c.next_chunk(1000) {
-            sent += ch.data.len();
-        }
-        assert_eq!(sent, 500, "stream credit caps the sender");
-        assert_eq!(
-            s.on_stream_frame(id, 0, &[0u8; 501], false)
-                .unwrap_err()
-                .code,
-            ErrorCode::FLOW_CONTROL_ERROR
-        );
-        let too_many = StreamId::new(Side::Client, Dir::Bi, 2);
-        assert_eq!(
-            s.on_stream_frame(too_many, 0, b"x", false)
-                .unwrap_err()
-                .code,
-            ErrorCode::STREAM_LIMIT_ERROR
-        );
-        c.open(Dir::Uni).unwrap();
-        assert_eq!(c.open(Dir::Uni), Err(StreamApiError::LimitReached));
-    }
-
-    #[test]
-    fn lost_data_is_resent_and_acked_data_released() {
-        let (mut c, _) = pair();
-        let id = c.open(Dir::Bi).unwrap();
-        c.write(id, &[1u8; 300], true).unwrap();
-        let a = c.next_chunk(100).unwrap();
-        let b = c.next_chunk(100).unwrap();
-        let d = c.next_chunk(100).unwrap();
-        assert!(c.next_chunk(100).is_none());
-        c.on_ack(id, a.offset..a.offset + 100, false);
-        c.on_lost(id, b.offset..b.offset + 100, false);
-        let again = c.next_chunk(1000).unwrap();
-        assert_eq!((again.offset, again.data.len()), (100, 100));
-        c.on_ack(id, 100..200, false);
-        c.on_ack(id, 200..300, d.fin);
-        assert_eq!(c.buffered_send_bytes(), 0);
-    }
-}
+mod tests;

@@ -91,6 +91,8 @@ impl FrameType {
     pub const APPLICATION_CLOSE: FrameType = FrameType(0x1d);
     /// HANDSHAKE_DONE (0x1e).
     pub const HANDSHAKE_DONE: FrameType = FrameType(0x1e);
+    /// STREAM_SKIP (0x20): the sender abandoned a range of a partially reliable stream.
+    pub const STREAM_SKIP: FrameType = FrameType(0x20);
     /// DATAGRAM extending to the end of the packet (0x30).
     pub const DATAGRAM: FrameType = FrameType(0x30);
     /// DATAGRAM with a Length field (0x31).
@@ -116,7 +118,7 @@ impl FrameType {
         match self.0 {
             0x00 | 0x01 => ALL,
             0x02 | 0x06 | 0x1c => IH1,
-            0x04 | 0x05 | 0x08..=0x17 | 0x30 | 0x31 => APP,
+            0x04 | 0x05 | 0x08..=0x17 | 0x20 | 0x30 | 0x31 => APP,
             0x18..=0x1b | 0x1d | 0x1e => IN_1RTT,
             _ => 0,
         }
@@ -170,6 +172,7 @@ impl FrameType {
             0x1c => "CONNECTION_CLOSE",
             0x1d => "APPLICATION_CLOSE",
             0x1e => "HANDSHAKE_DONE",
+            0x20 => "STREAM_SKIP",
             0x30 | 0x31 => "DATAGRAM",
             _ => return None,
         })
@@ -457,6 +460,16 @@ pub enum Frame<'a> {
     },
     /// HANDSHAKE_DONE.
     HandshakeDone,
+    /// STREAM_SKIP: bytes `start..end` of a stream were abandoned by the sender (partial
+    /// reliability, PROTOCOL.md §14.2); `start <= end <= 2^62 - 1`.
+    StreamSkip {
+        /// The stream.
+        stream_id: u64,
+        /// First abandoned offset.
+        start: u64,
+        /// Offset after the last abandoned byte.
+        end: u64,
+    },
     /// DATAGRAM (with or without a Length field).
     Datagram(&'a [u8]),
 }
@@ -645,6 +658,19 @@ fn decode_body<'a>(
             reason: get_reason(r)?,
         },
         0x1e => Frame::HandshakeDone,
+        0x20 => {
+            let stream_id = r.get_varint()?;
+            let start = r.get_varint()?;
+            let end = r.get_varint()?;
+            if end < start {
+                return Err(FrameErrorReason::OffsetOverflow);
+            }
+            Frame::StreamSkip {
+                stream_id,
+                start,
+                end,
+            }
+        }
         0x30 => Frame::Datagram(r.take_rest()),
         0x31 => Frame::Datagram(r.get_varint_prefixed()?),
         _ => return Err(FrameErrorReason::UnknownType),
@@ -1088,6 +1114,14 @@ pub fn encode_application_close(buf: &mut Vec<u8>, error_code: u64, reason: &[u8
     buf.extend_from_slice(reason);
 }
 
+/// Appends a STREAM_SKIP frame (PROTOCOL.md §14.2).
+pub fn encode_stream_skip(buf: &mut Vec<u8>, stream_id: u64, start: u64, end: u64) {
+    buf.push(0x20);
+    varint::encode(stream_id, buf);
+    varint::encode(start, buf);
+    varint::encode(end, buf);
+}
+
 /// Appends a HANDSHAKE_DONE frame.
 pub fn encode_handshake_done(buf: &mut Vec<u8>) {
     buf.push(0x1e);
@@ -1141,6 +1175,7 @@ impl Frame<'_> {
             Frame::ConnectionClose { .. } => FrameType::CONNECTION_CLOSE,
             Frame::ApplicationClose { .. } => FrameType::APPLICATION_CLOSE,
             Frame::HandshakeDone => FrameType::HANDSHAKE_DONE,
+            Frame::StreamSkip { .. } => FrameType::STREAM_SKIP,
             Frame::Datagram(_) => FrameType::DATAGRAM_WITH_LEN,
         }
     }
@@ -1198,6 +1233,11 @@ impl Frame<'_> {
                 encode_application_close(buf, error_code, reason)
             }
             Frame::HandshakeDone => encode_handshake_done(buf),
+            Frame::StreamSkip {
+                stream_id,
+                start,
+                end,
+            } => encode_stream_skip(buf, stream_id, start, end),
             Frame::Datagram(data) => encode_datagram(buf, data, true),
         }
     }
@@ -1258,6 +1298,11 @@ impl Frame<'_> {
                 1 + v(error_code) + v(len_u64(r)) + r
             }
             Frame::Datagram(data) => datagram_frame_len(data.len(), true),
+            Frame::StreamSkip {
+                stream_id,
+                start,
+                end,
+            } => 1 + v(stream_id) + v(start) + v(end),
         }
     }
 }

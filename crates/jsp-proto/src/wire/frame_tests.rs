@@ -586,6 +586,11 @@ impl FrameSpec {
                 reason: &self.bytes,
             },
             17 => Frame::HandshakeDone,
+            18 => Frame::StreamSkip {
+                stream_id: a,
+                start: a.min(b),
+                end: a.max(b),
+            },
             _ => Frame::Datagram(&self.bytes),
         }
     }
@@ -593,7 +598,7 @@ impl FrameSpec {
 
 fn frame_spec() -> impl Strategy<Value = FrameSpec> {
     (
-        0u8..19,
+        0u8..20,
         (0..=MAX, 0..=MAX, 0..=MAX),
         any::<bool>(),
         proptest::collection::vec(any::<u8>(), 0..300),
@@ -614,4 +619,22 @@ fn frame_spec() -> impl Strategy<Value = FrameSpec> {
                 token,
             },
         )
+}
+
+#[test]
+fn stream_skip_layout_and_validation() {
+    let mut buf = Vec::new();
+    encode_stream_skip(&mut buf, 4, 100, 300);
+    assert_eq!(buf, [0x20, 0x04, 0x40, 100, 0x41, 0x2c]);
+    assert_eq!(
+        decode_all(&buf).unwrap(),
+        [Frame::StreamSkip {
+            stream_id: 4,
+            start: 100,
+            end: 300
+        }]
+    );
+    // end below start is malformed.
+    let bad = [0x20, 0x04, 0x05, 0x04];
+    assert!(decode_all(&bad).is_err());
 }
