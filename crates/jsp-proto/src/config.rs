@@ -309,10 +309,17 @@ impl ServerConfig {
 pub struct EndpointConfig {
     /// Length of the connection IDs this endpoint issues (4..=20).
     pub cid_len: usize,
+    /// Secret from which stateless reset tokens are derived (PROTOCOL.md §15.3). Keep it across
+    /// restarts (and share it between the endpoints of one server) so that a restarted server can
+    /// still reset its old connections; `None` draws a random one.
+    pub reset_key: Option<[u8; 32]>,
 }
 
 impl Default for EndpointConfig {
     fn default() -> Self {
-        Self { cid_len: 8 }
+        Self {
+            cid_len: 8,
+            reset_key: None,
+        }
     }
 }

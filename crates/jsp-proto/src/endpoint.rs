@@ -19,6 +19,16 @@ use crate::handshake::ticket::{ResumptionState, SessionTicket, SharedResumption}
 use crate::time::{Instant, UnixTime};
 use crate::wire::header::{self, ConnectionId, PacketType, PartialDecode};
 
+/// Smallest stateless reset datagram (and smallest datagram that can trigger one): a minimal
+/// short-header packet with an 8-byte CID (PROTOCOL.md §15.3).
+pub const MIN_STATELESS_RESET: usize = 26;
+/// Largest stateless reset sent.
+pub const MAX_STATELESS_RESET: usize = 64;
+/// Length of the authentication tag at the end of CIDs this endpoint issues.
+const CID_TAG_LEN: usize = 4;
+/// CIDs shorter than this carry no tag (and never trigger stateless resets).
+const CID_TAG_MIN_LEN: usize = 8;
+
 /// Identifies a connection within its endpoint.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ConnectionHandle(pub usize);
@@ -57,6 +67,8 @@ pub struct EndpointStats {
     pub refused: u64,
     /// Connections accepted.
     pub accepted: u64,
+    /// Stateless resets sent for unknown connection IDs.
+    pub stateless_resets_sent: u64,
 }
 
 struct ServerState {
@@ -79,6 +91,7 @@ pub struct Endpoint {
     stateless: VecDeque<(SocketAddr, Vec<u8>)>,
     events: VecDeque<EndpointEvent>,
     unix_at_zero: u64,
+    reset_key: zeroize::Zeroizing<[u8; 32]>,
     next_poll: usize,
     stats: EndpointStats,
 }
@@ -128,7 +141,15 @@ impl Endpoint {
             }
             None => None,
         };
+        let mut reset_key = zeroize::Zeroizing::new([0u8; 32]);
+        match config.reset_key {
+            Some(k) => *reset_key = k,
+            None => provider
+                .fill_random(reset_key.as_mut_slice())
+                .map_err(|e| ConfigError::Crypto(e.to_string()))?,
+        }
         Ok(Self {
+            reset_key,
             config,
             provider,
             server,
@@ -150,12 +171,19 @@ impl Endpoint {
         UnixTime(self.unix_at_zero + now.as_nanos() / 1_000_000_000)
     }
 
+    /// A fresh CID of ours: random, ending with a 4-byte tag `HMAC(reset_key, "cid" || rest)`
+    /// when there is room, so that only CIDs this endpoint (or one sharing its reset key) issued
+    /// ever trigger a stateless reset (PROTOCOL.md §15.3).
     fn random_cid(&self, len: usize) -> Result<ConnectionId, ConnectionError> {
         let mut b = [0u8; header::MAX_CID_LEN];
         loop {
             self.provider
                 .fill_random(&mut b[..len])
                 .map_err(|e| ConnectionError::Handshake(crate::handshake::crypto_err(e)))?;
+            if len >= CID_TAG_MIN_LEN {
+                let tag = self.cid_tag(&b[..len - CID_TAG_LEN]);
+                b[len - CID_TAG_LEN..len].copy_from_slice(&tag);
+            }
             let cid = ConnectionId::from_slice(&b[..len]).map_err(|_| {
                 ConnectionError::Handshake(crate::error::HandshakeError::Crypto("cid".into()))
             })?;
@@ -163,6 +191,86 @@ impl Endpoint {
                 return Ok(cid);
             }
         }
+    }
+
+    fn cid_tag(&self, body: &[u8]) -> [u8; CID_TAG_LEN] {
+        let mut input = Vec::with_capacity(3 + body.len());
+        input.extend_from_slice(b"cid");
+        input.extend_from_slice(body);
+        let mac = self.provider.hmac_sha256(self.reset_key.as_slice(), &input);
+        let mut t = [0u8; CID_TAG_LEN];
+        t.copy_from_slice(&mac[..CID_TAG_LEN]);
+        t
+    }
+
+    /// Whether `cid` carries this endpoint's tag (it could have been issued by us).
+    fn is_our_cid(&self, cid: &ConnectionId) -> bool {
+        let b = cid.as_slice();
+        b.len() >= CID_TAG_MIN_LEN && b[b.len() - CID_TAG_LEN..] == self.cid_tag(&b[..b.len() - CID_TAG_LEN])
+    }
+
+    /// The stateless reset token of `cid`: `HMAC-SHA256(reset_key, cid)[..16]` (PROTOCOL.md
+    /// §15.3), so it can be recomputed without state.
+    fn reset_token(&self, cid: &ConnectionId) -> [u8; 16] {
+        let mac = self.provider.hmac_sha256(self.reset_key.as_slice(), cid.as_slice());
+        let mut t = [0u8; 16];
+        t.copy_from_slice(&mac[..16]);
+        t
+    }
+
+    /// Serves a connection's requests for connection IDs.
+    fn serve_requests(&mut self, h: ConnectionHandle) {
+        loop {
+            let Some(req) = self
+                .connections
+                .get_mut(h.0)
+                .and_then(Option::as_mut)
+                .and_then(Connection::poll_endpoint_request)
+            else {
+                return;
+            };
+            match req {
+                crate::connection::EndpointRequest::MintCids(n) => {
+                    for _ in 0..n.min(8) {
+                        let Ok(cid) = self.random_cid(self.config.cid_len) else {
+                            return;
+                        };
+                        let token = self.reset_token(&cid);
+                        self.by_cid.insert(cid, h);
+                        self.cids_of.entry(h).or_default().push(cid);
+                        if let Some(c) = self.connections.get_mut(h.0).and_then(Option::as_mut) {
+                            c.add_local_cid(cid, token);
+                        }
+                    }
+                }
+                crate::connection::EndpointRequest::RetireCid(cid) => {
+                    if self.by_cid.get(&cid) == Some(&h) {
+                        self.by_cid.remove(&cid);
+                    }
+                    if let Some(list) = self.cids_of.get_mut(&h) {
+                        list.retain(|c| *c != cid);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Answers a short-header datagram for an unknown CID with a stateless reset
+    /// (PROTOCOL.md §15.3): smaller than the trigger, so two endpoints cannot loop.
+    fn send_stateless_reset(&mut self, remote: SocketAddr, dcid: &ConnectionId, trigger_len: usize) {
+        if trigger_len <= MIN_STATELESS_RESET || !self.is_our_cid(dcid) {
+            return; // garbage gets no reply
+        }
+        let len = (trigger_len - 1).min(MAX_STATELESS_RESET);
+        let mut buf = vec![0u8; len];
+        if self.provider.fill_random(&mut buf[..len - 16]).is_err() {
+            return;
+        }
+        buf[0] = (buf[0] & 0x3f) | 0x40;
+        let token = self.reset_token(dcid);
+        buf[len - 16..].copy_from_slice(&token);
+        self.stats.stateless_resets_sent += 1;
+        self.stateless.push_back((remote, buf));
     }
 
     fn insert(&mut self, conn: Connection, extra_cids: &[ConnectionId]) -> ConnectionHandle {
@@ -287,10 +395,16 @@ impl Endpoint {
                 if c.is_closed() {
                     self.closed.push(h);
                 }
+                self.serve_requests(h);
                 return;
             }
         }
-        if !peek.is_long || self.server.is_none() {
+        if !peek.is_long {
+            self.stats.dropped_unroutable += 1;
+            self.send_stateless_reset(remote, &peek.dcid, data.len());
+            return;
+        }
+        if self.server.is_none() {
             self.stats.dropped_unroutable += 1;
             return;
         }
@@ -372,6 +486,7 @@ impl Endpoint {
         };
         let unix = self.unix_now(now);
         let ctx = server.ctx.clone();
+        let token = self.reset_token(&local);
         let conn = match Connection::accept(
             self.provider.clone(),
             ctx,
@@ -383,6 +498,7 @@ impl Endpoint {
             remote,
             now,
             unix,
+            token,
         ) {
             Ok(c) => c,
             Err(_) => return,
@@ -394,6 +510,7 @@ impl Endpoint {
         if let Some(c) = self.connection_mut(h) {
             c.handle_datagram(now, remote, data);
         }
+        self.serve_requests(h);
     }
 
     /// Refuses a handshake statelessly: CONNECTION_CLOSE(SERVER_BUSY) in an Initial packet
@@ -591,6 +708,9 @@ impl Endpoint {
                     self.closed.push(ConnectionHandle(i));
                 }
             }
+        }
+        for i in 0..self.connections.len() {
+            self.serve_requests(ConnectionHandle(i));
         }
         self.reap();
     }

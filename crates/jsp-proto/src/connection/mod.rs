@@ -10,6 +10,7 @@
 
 pub mod crypto_stream;
 pub mod keys;
+pub mod paths;
 mod recv;
 mod send;
 pub use send::Transmit;
@@ -40,6 +41,8 @@ use crate::Side;
 
 use crypto_stream::{CryptoRecv, CryptoSend};
 use keys::AppKeys;
+pub use paths::EndpointRequest;
+use paths::{CidState, PathState};
 use sent_frames::SentFrames;
 use streams::{BufferLimits, StreamEvent, StreamLimits, Streams};
 pub use streams::{Dir, StreamApiError, StreamId};
@@ -237,6 +240,12 @@ pub struct Connection {
     events: VecDeque<Event>,
     idle_timeout: Option<Duration>,
     last_activity: Instant,
+    /// Connection IDs of both sides.
+    cids: CidState,
+    /// Validation of the peer's address after a migration.
+    path: PathState,
+    /// Our stateless reset token (server: for the handshake CID, sent as a transport parameter).
+    reset_token: Option<[u8; 16]>,
     /// The latest time the driver gave us (for application calls that take no `now`).
     now_hint: Instant,
     /// When we last sent an ack-eliciting packet (heartbeats).
@@ -359,6 +368,9 @@ impl Connection {
             last_activity: now,
             last_eliciting_sent: now,
             now_hint: now,
+            cids: CidState::new(local_cid, remote_cid, 4),
+            path: PathState::default(),
+            reset_token: None,
             finishing: None,
             handshake_confirmed: false,
             handshake_done_pending: false,
@@ -444,6 +456,7 @@ impl Connection {
         remote: SocketAddr,
         now: Instant,
         unix_now: UnixTime,
+        reset_token: [u8; 16],
     ) -> Result<Self, ConnectionError> {
         // After a Retry, Initial keys derive from the DCID the client used (the Retry's SCID).
         let keys_dcid = retry_scid.unwrap_or(original_dcid);
@@ -461,6 +474,7 @@ impl Connection {
         )?;
         conn.original_dcid = original_dcid;
         conn.retry_scid = retry_scid;
+        conn.reset_token = Some(reset_token);
         conn.address_validated = retry_scid.is_some();
         conn.role = HandshakeRole::Server(None);
         conn.server_ctx = Some(ctx);
@@ -487,6 +501,7 @@ impl Connection {
         if self.side == Side::Server {
             p.original_destination_connection_id = Some(self.original_dcid);
             p.retry_source_connection_id = self.retry_scid;
+            p.stateless_reset_token = self.reset_token;
         }
         p
     }
@@ -871,6 +886,9 @@ impl Connection {
             }
         }
         self.apply_peer_limits(&p);
+        if let Some(token) = p.stateless_reset_token {
+            self.cids.set_initial_remote_token(token);
+        }
         let local = self.transport.idle_timeout;
         let peer = Duration::from_millis(p.max_idle_timeout);
         self.idle_timeout = match (local.is_zero(), peer.is_zero()) {
@@ -917,6 +935,11 @@ impl Connection {
         self.state = State::Established;
         self.role = HandshakeRole::Done;
         self.events.push_back(Event::Connected(summary));
+        let peer_limit = self
+            .peer_params
+            .as_ref()
+            .map_or(2, |p| p.active_connection_id_limit);
+        self.cids.request_spares(peer_limit);
         if self.side == Side::Client {
             let used_0rtt = self.zero_rtt.take().is_some();
             if used_0rtt && !done.early_data_accepted {
@@ -1232,6 +1255,7 @@ impl Connection {
         }
         consider(self.app.as_ref().and_then(AppKeys::discard_deadline));
         consider(self.streams.next_deadline());
+        consider(self.path.challenge.map(|(_, d)| d));
         t
     }
 
@@ -1239,6 +1263,7 @@ impl Connection {
     pub fn handle_timeout(&mut self, now: Instant) {
         self.now_hint = self.now_hint.max(now);
         self.streams.expire(now);
+        self.on_path_timeout(now);
         match self.state {
             State::Closed => return,
             State::Closing { until } | State::Draining { until } => {
@@ -1334,6 +1359,75 @@ impl Connection {
         }
     }
 
+    /// The next request for the endpoint (mint or retire connection IDs).
+    pub fn poll_endpoint_request(&mut self) -> Option<EndpointRequest> {
+        self.cids.requests.pop_front()
+    }
+
+    /// The endpoint minted `cid` (now routed here) with its reset token: announce it to the peer.
+    pub fn add_local_cid(&mut self, cid: ConnectionId, reset_token: [u8; 16]) {
+        self.cids.add_local(cid, reset_token);
+    }
+
+    /// The driver's local address changed (Wi-Fi to cellular): switch to a fresh connection ID so
+    /// the new path cannot be linked to the old one, and send a PING so the peer learns the new
+    /// address (it validates it before sending much to it). Returns false if no spare CID was
+    /// available (the old one is kept).
+    pub fn migrate(&mut self) -> bool {
+        let rotated = self.cids.rotate_remote();
+        if let Some(cid) = self.cids.active_remote() {
+            self.remote_cid = cid;
+        }
+        self.ping_pending = true;
+        rotated
+    }
+
+    /// Spare connection IDs the peer gave us (for migrations).
+    pub fn spare_remote_cids(&self) -> usize {
+        self.cids.spare_remote()
+    }
+
+    /// The peer's address changed (NAT rebinding or migration): validate the new path before
+    /// trusting it (PROTOCOL.md §15.2).
+    fn on_peer_address_change(&mut self, now: Instant, new: SocketAddr) {
+        let ip_changed = new.ip() != self.remote.ip();
+        self.path.previous = Some(self.remote);
+        self.remote = new;
+        self.address_validated = false;
+        self.unvalidated_received = 0;
+        self.unvalidated_sent = 0;
+        let mut data = [0u8; 8];
+        if self.provider.fill_random(&mut data).is_err() {
+            return;
+        }
+        let deadline = now + (self.pto_duration() * 3).max(Duration::from_secs(1));
+        self.path.challenge = Some((data, deadline));
+        self.path.challenge_pending = true;
+        if ip_changed {
+            // A different network: the old path's RTT and capacity say nothing about it.
+            self.rtt = RttEstimator::new(self.transport.initial_rtt);
+            self.cc = Box::new(NewReno::new(self.mtu as u64));
+        }
+        tracing::debug!(side = ?self.side, cid = ?self.local_cid, %new, "peer address changed, validating path");
+    }
+
+    fn on_path_timeout(&mut self, now: Instant) {
+        if let Some((_, deadline)) = self.path.challenge {
+            if now >= deadline {
+                self.path.challenge = None;
+                self.path.challenge_pending = false;
+                match self.path.previous.take() {
+                    // Validation failed: go back to the address that worked.
+                    Some(prev) => {
+                        self.remote = prev;
+                        self.address_validated = true;
+                    }
+                    None => self.address_validated = true,
+                }
+            }
+        }
+    }
+
     /// Moves stream events to the connection's event queue.
     fn drain_stream_events(&mut self) {
         while let Some(ev) = self.streams.poll_event() {
@@ -1348,6 +1442,13 @@ impl Connection {
     }
 
     fn on_frames_lost(&mut self, space: Space, f: SentFrames) {
+        for seq in f.new_cids {
+            self.cids.on_new_cid_lost(seq);
+        }
+        self.cids.retire_pending.extend(f.retires);
+        if f.path_challenge && self.path.challenge.is_some() {
+            self.path.challenge_pending = true;
+        }
         for id in f.resets {
             self.streams.pending_resets.push(id);
         }

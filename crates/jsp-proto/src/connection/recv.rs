@@ -88,12 +88,25 @@ impl Connection {
                 dcid_ok: self.side == Side::Server || hdr_dcid == self.local_cid,
                 scid: hdr_scid,
             };
-            let _ = self.handle_packet(now, remote, packet, hdr);
+            let short = hdr.ty == PacketType::OneRtt;
+            let outcome = self.handle_packet(now, remote, packet, hdr);
+            if outcome == PacketOutcome::Dropped && short && self.is_stateless_reset(data) {
+                // PROTOCOL.md §15.3: the peer lost its state; end at once, silently.
+                self.set_error(ConnectionError::Reset);
+                self.state = State::Closed;
+                return;
+            }
             offset = end;
             if self.state == State::Closed {
                 return;
             }
         }
+    }
+
+    /// Whether `datagram` ends with one of the peer's stateless reset tokens.
+    fn is_stateless_reset(&self, datagram: &[u8]) -> bool {
+        datagram.len() >= crate::endpoint::MIN_STATELESS_RESET
+            && self.cids.is_reset_token(&datagram[datagram.len() - 16..])
     }
 
     fn handle_packet(
@@ -227,10 +240,19 @@ impl Connection {
         }
         // The packet is authentic.
         self.stats.packets_received += 1;
+        if self.side == Side::Server
+            && h.ty == PacketType::OneRtt
+            && _remote != self.remote
+            && largest.is_none_or(|l| pn > l)
+            && self.state == State::Established
+        {
+            self.on_peer_address_change(now, _remote);
+        }
         self.last_activity = now;
         if self.side == Side::Client && h.ty == PacketType::Initial && !self.received_any {
             // Switch to the server's chosen CID (PROTOCOL.md §3).
             self.remote_cid = h.scid;
+            self.cids.set_initial_remote(h.scid);
         }
         self.received_any = true;
         if self.side == Side::Server && h.ty == PacketType::Handshake {
@@ -453,9 +475,31 @@ impl Connection {
                     self.confirm_handshake(now);
                 }
             }
-            // Frames of the transport engine that version 1 of this engine accepts and ignores
-            // until their features land (blocked signals, CID management, path validation).
-            _ => {}
+            Frame::NewConnectionId(f) => {
+                if let Err((code, msg)) =
+                    self.cids
+                        .on_new_cid(f.sequence, f.retire_prior_to, f.cid, f.reset_token)
+                {
+                    self.protocol_violation(now, code, msg);
+                    return;
+                }
+                if let Some(cid) = self.cids.active_remote() {
+                    self.remote_cid = cid;
+                }
+            }
+            Frame::RetireConnectionId { sequence } => {
+                if let Err((code, msg)) = self.cids.on_retire(sequence) {
+                    self.protocol_violation(now, code, msg);
+                }
+            }
+            Frame::PathChallenge(data) => self.path.on_challenge(data),
+            Frame::PathResponse(data) => {
+                if self.path.on_response(data) {
+                    self.address_validated = true;
+                }
+            }
+            // Blocked signals are informational; PADDING and PING need nothing.
+            Frame::DataBlocked(_) | Frame::StreamDataBlocked { .. } | Frame::StreamsBlocked { .. } => {}
         }
     }
 
@@ -594,6 +638,7 @@ impl Connection {
         };
         self.retry_scid = Some(scid);
         self.remote_cid = scid;
+        self.cids.set_initial_remote(scid);
         self.retry_token = token;
         let sp = &mut self.spaces[Space::Initial as usize];
         sp.keys = Some((send, recv));

@@ -361,6 +361,10 @@ impl Connection {
                     || self.streams.has_pending()
                     || !self.datagrams_out.is_empty()
                     || self.streams.has_pending_control()
+                    || !self.cids.new_cid_pending.is_empty()
+                    || !self.cids.retire_pending.is_empty()
+                    || self.path.challenge_pending
+                    || !self.path.responses.is_empty()
             }
             Level::ZeroRtt => self.streams.has_pending() || !self.datagrams_out.is_empty(),
             _ => false,
@@ -415,6 +419,44 @@ impl Connection {
                     frame::encode_max_stream_data(buf, id.0, max);
                     sent.max_stream_data.push(id);
                 }
+            }
+            if self.path.challenge_pending && buf.len() + 9 <= limit {
+                if let Some((data, _)) = self.path.challenge {
+                    frame::encode_path_challenge(buf, &data);
+                    sent.path_challenge = true;
+                }
+                self.path.challenge_pending = false;
+            }
+            while let Some(data) = self.path.responses.front().copied() {
+                if buf.len() + 9 > limit {
+                    break;
+                }
+                frame::encode_path_response(buf, &data);
+                self.path.responses.pop_front();
+            }
+            while let Some(c) = self.cids.new_cid_pending.pop() {
+                if buf.len() + 45 > limit {
+                    self.cids.new_cid_pending.push(c);
+                    break;
+                }
+                frame::encode_new_connection_id(
+                    buf,
+                    &frame::NewConnectionId {
+                        sequence: c.sequence,
+                        retire_prior_to: 0,
+                        cid: c.cid,
+                        reset_token: c.reset_token,
+                    },
+                );
+                sent.new_cids.push(c.sequence);
+            }
+            while let Some(seq) = self.cids.retire_pending.pop() {
+                if buf.len() + 9 > limit {
+                    self.cids.retire_pending.push(seq);
+                    break;
+                }
+                frame::encode_retire_connection_id(buf, seq);
+                sent.retires.push(seq);
             }
             while let Some(id) = self.streams.pending_resets.pop() {
                 if buf.len() + 25 > limit {

@@ -41,6 +41,12 @@ pub struct SentFrames {
     pub resets: Vec<StreamId>,
     /// STOP_SENDING frames sent.
     pub stop_sending: Vec<(StreamId, u64)>,
+    /// NEW_CONNECTION_ID frames sent (sequence numbers).
+    pub new_cids: Vec<u64>,
+    /// RETIRE_CONNECTION_ID frames sent.
+    pub retires: Vec<u64>,
+    /// A PATH_CHALLENGE was sent.
+    pub path_challenge: bool,
     /// STREAM_SKIP frames sent.
     pub skips: Vec<(StreamId, Range<u64>)>,
 }
