@@ -85,6 +85,8 @@ pub struct Endpoint {
     free: Vec<usize>,
     by_cid: HashMap<ConnectionId, ConnectionHandle>,
     cids_of: HashMap<ConnectionHandle, Vec<ConnectionId>>,
+    by_reset_token: HashMap<[u8; 16], ConnectionHandle>,
+    tokens_of: HashMap<ConnectionHandle, Vec<[u8; 16]>>,
     handshaking: HashSet<ConnectionHandle>,
     /// Connections seen closed, to forget once their events were read.
     closed: Vec<ConnectionHandle>,
@@ -157,6 +159,8 @@ impl Endpoint {
             free: Vec::new(),
             by_cid: HashMap::new(),
             cids_of: HashMap::new(),
+            by_reset_token: HashMap::new(),
+            tokens_of: HashMap::new(),
             handshaking: HashSet::new(),
             closed: Vec::new(),
             stateless: VecDeque::new(),
@@ -241,6 +245,13 @@ impl Endpoint {
                         if let Some(c) = self.connections.get_mut(h.0).and_then(Option::as_mut) {
                             c.add_local_cid(cid, token);
                         }
+                    }
+                }
+                crate::connection::EndpointRequest::RegisterResetToken(token) => {
+                    let list = self.tokens_of.entry(h).or_default();
+                    if list.len() < 16 {
+                        list.push(token);
+                        self.by_reset_token.insert(token, h);
                     }
                 }
                 crate::connection::EndpointRequest::RetireCid(cid) => {
@@ -400,6 +411,19 @@ impl Endpoint {
             }
         }
         if !peek.is_long {
+            if data.len() >= MIN_STATELESS_RESET {
+                let tail: [u8; 16] = match data[data.len() - 16..].try_into() {
+                    Ok(t) => t,
+                    Err(_) => return,
+                };
+                if let Some(&h) = self.by_reset_token.get(&tail) {
+                    if let Some(c) = self.connections.get_mut(h.0).and_then(Option::as_mut) {
+                        c.on_stateless_reset();
+                        self.closed.push(h);
+                        return;
+                    }
+                }
+            }
             self.stats.dropped_unroutable += 1;
             self.send_stateless_reset(remote, &peek.dcid, data.len());
             return;
@@ -734,6 +758,11 @@ impl Endpoint {
             if let Some(cids) = self.cids_of.remove(&h) {
                 for c in cids {
                     self.by_cid.remove(&c);
+                }
+            }
+            if let Some(tokens) = self.tokens_of.remove(&h) {
+                for t in tokens {
+                    self.by_reset_token.remove(&t);
                 }
             }
             self.handshaking.remove(&h);

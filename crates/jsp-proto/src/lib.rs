@@ -23,7 +23,9 @@ pub use config::{
     ClientAuth, ClientConfig, EndpointConfig, RetryPolicy, ServerConfig, TransportConfig,
     TrustPolicy,
 };
-pub use connection::{Connection, ConnectionStats, Dir, Event, StreamId, Transmit};
+pub use connection::{
+    Connection, ConnectionStats, DatagramError, Dir, Event, StreamApiError, StreamId, Transmit,
+};
 pub use endpoint::{ConnectionHandle, Endpoint, EndpointEvent, Output};
 pub use error::{CloseReason, ConnectionError, ErrorCode, HandshakeError};
 pub use handshake::ticket::SessionTicket;

@@ -14,6 +14,7 @@ pub mod paths;
 mod recv;
 mod send;
 pub use send::Transmit;
+pub mod scheduler;
 pub mod sent_frames;
 pub mod streams;
 
@@ -1380,6 +1381,15 @@ impl Connection {
         }
         self.ping_pending = true;
         rotated
+    }
+
+    /// The endpoint matched a datagram to one of the peer's reset tokens: the peer lost its
+    /// state (PROTOCOL.md §15.3). The connection ends at once, silently.
+    pub fn on_stateless_reset(&mut self) {
+        if self.state != State::Closed {
+            self.set_error(ConnectionError::Reset);
+            self.state = State::Closed;
+        }
     }
 
     /// Spare connection IDs the peer gave us (for migrations).

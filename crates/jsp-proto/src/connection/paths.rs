@@ -32,6 +32,8 @@ pub enum EndpointRequest {
     MintCids(u64),
     /// Stop routing this CID to the connection.
     RetireCid(ConnectionId),
+    /// A datagram ending with this token is a stateless reset of the connection.
+    RegisterResetToken([u8; 16]),
 }
 
 /// CID bookkeeping for both directions.
@@ -85,6 +87,8 @@ impl CidState {
     pub fn set_initial_remote_token(&mut self, token: [u8; 16]) {
         if let Some(e) = self.remote.get_mut(&0) {
             e.1 = Some(token);
+            self.requests
+                .push_back(EndpointRequest::RegisterResetToken(token));
         }
     }
 
@@ -145,6 +149,8 @@ impl CidState {
             return Ok(());
         }
         self.remote.insert(sequence, (cid, Some(token)));
+        self.requests
+            .push_back(EndpointRequest::RegisterResetToken(token));
         if retire_prior_to > self.remote_retire_prior_to {
             self.remote_retire_prior_to = retire_prior_to;
             let old: Vec<u64> = self
