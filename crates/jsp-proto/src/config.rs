@@ -36,6 +36,9 @@ pub struct TransportConfig {
     pub ack_eliciting_threshold: u32,
     /// Largest DATAGRAM frame accepted (0 disables datagrams).
     pub max_datagram_frame_size: u16,
+    /// Most datagrams queued for sending; see `Connection::send_datagram` and
+    /// `Connection::send_datagram_drop_oldest` for what happens when it is full.
+    pub datagram_send_queue: usize,
     /// Connection flow-control credit offered to the peer.
     pub initial_max_data: u64,
     /// Per-stream flow-control credit offered to the peer.
@@ -70,6 +73,7 @@ impl Default for TransportConfig {
             max_ack_delay: Duration::from_millis(25),
             ack_eliciting_threshold: 2,
             max_datagram_frame_size: 1200,
+            datagram_send_queue: 256,
             initial_max_data: 1 << 20,
             initial_max_stream_data: 256 << 10,
             max_streams: 100,

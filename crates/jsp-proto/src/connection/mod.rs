@@ -150,6 +150,8 @@ pub struct ConnectionStats {
     pub dropped_undecodable: u64,
     /// Key updates performed.
     pub key_updates: u64,
+    /// Queued datagrams dropped in favour of newer ones.
+    pub datagrams_dropped: u64,
     /// Smoothed RTT.
     pub rtt: Duration,
     /// Congestion window in bytes.
@@ -658,9 +660,25 @@ impl Connection {
         self.streams.buffered_send_bytes()
     }
 
-    /// Sends an unreliable datagram. Fails if the peer does not accept datagrams or it is too
-    /// large for the path.
+    /// Queues an unreliable datagram (never retransmitted, delivered at most once). Fails if the
+    /// peer does not accept datagrams, it does not fit one packet on the current path, or the
+    /// send queue is full ([`DatagramError::QueueFull`]).
     pub fn send_datagram(&mut self, data: &[u8]) -> Result<(), DatagramError> {
+        self.queue_datagram(data, false)
+    }
+
+    /// Like [`Connection::send_datagram`], but when the queue is full the oldest queued datagram
+    /// is dropped instead: for real-time data, late is worse than lost.
+    pub fn send_datagram_drop_oldest(&mut self, data: &[u8]) -> Result<(), DatagramError> {
+        self.queue_datagram(data, true)
+    }
+
+    /// Datagrams dropped from the send queue because newer ones replaced them.
+    pub fn datagrams_dropped(&self) -> u64 {
+        self.stats.datagrams_dropped
+    }
+
+    fn queue_datagram(&mut self, data: &[u8], drop_oldest: bool) -> Result<(), DatagramError> {
         if self.state != State::Established {
             return Err(DatagramError::NotOpen);
         }
@@ -671,8 +689,12 @@ impl Connection {
         if data.len() > max {
             return Err(DatagramError::TooLarge { max });
         }
-        if self.datagrams_out.len() >= MAX_QUEUED_DATAGRAMS {
+        if self.datagrams_out.len() >= self.transport.datagram_send_queue.max(1) {
+            if !drop_oldest {
+                return Err(DatagramError::QueueFull);
+            }
             self.datagrams_out.pop_front();
+            self.stats.datagrams_dropped += 1;
         }
         self.datagrams_out.push_back(data.to_vec());
         Ok(())
@@ -1508,6 +1530,9 @@ pub enum DatagramError {
     /// The peer does not accept datagrams (max_datagram_frame_size = 0).
     #[error("the peer does not accept datagrams")]
     UnsupportedByPeer,
+    /// The send queue is full (see `TransportConfig::datagram_send_queue`).
+    #[error("the datagram send queue is full")]
+    QueueFull,
     /// The datagram does not fit one packet on the current path.
     #[error("datagram too large: at most {max} bytes fit")]
     TooLarge {

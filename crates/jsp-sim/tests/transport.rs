@@ -1,0 +1,303 @@
+//! Transport guarantees a user relies on, end to end in the simulator: graceful close delivers
+//! every byte, every close reason arrives as sent, heartbeats keep an idle connection alive and
+//! detect a vanished peer, stream resets and stop-sending, partially reliable messages honour
+//! their deadline, and datagrams can drop the oldest instead of sending late.
+
+#![allow(clippy::expect_used, clippy::unwrap_used)] // test code: a failed expectation is a test failure
+
+use core::time::Duration;
+
+use jsp_proto::{CloseReason, ConnectionError, Dir, ErrorCode, Event};
+use jsp_sim::engine::{seeded_identity, seeded_provider, EndpointNode, Pair};
+use jsp_sim::{LinkConfig, LossModel, Verdict};
+
+fn pair(seed: u64, link: LinkConfig) -> Pair {
+    let id = seeded_identity(seeded_provider(seed, 7).as_ref(), 4);
+    let (server, client) = Pair::pinned_configs(id);
+    let mut p = Pair::new(seed, server, client, link);
+    assert!(p.drive_handshake(Duration::from_secs(5)), "handshake");
+    p
+}
+
+fn link(ms: u64) -> LinkConfig {
+    LinkConfig::with_delay(Duration::from_millis(ms))
+}
+
+fn server_events(p: &mut Pair) -> Vec<Event> {
+    let s = p.server_conn().expect("server connection");
+    std::iter::from_fn(|| s.poll_event()).collect()
+}
+
+fn read_all(p: &mut Pair, id: jsp_proto::StreamId) -> (Vec<u8>, bool) {
+    let s = p.server_conn().expect("server connection");
+    let mut out = Vec::new();
+    loop {
+        let Ok((d, fin)) = s.stream_read(id, 1 << 20) else {
+            return (out, false);
+        };
+        let empty = d.is_empty();
+        out.extend(d);
+        if fin {
+            return (out, true);
+        }
+        if empty {
+            return (out, false);
+        }
+    }
+}
+
+#[test]
+fn graceful_close_delivers_every_byte_first() {
+    let lossy = LinkConfig {
+        loss: LossModel::Random(0.1),
+        ..link(20)
+    };
+    let mut p = pair(31, lossy);
+    let data: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    let now = p.sim.now();
+    let c = p.client_conn().unwrap();
+    let id = c.open_stream(Dir::Uni).unwrap();
+    c.stream_write(id, &data, true).unwrap();
+    c.close(now, CloseReason::Normal, Some("done"));
+    assert!(c.is_finishing(), "close waits for the data");
+    assert!(c.open_stream(Dir::Uni).is_err(), "no new data after close");
+    p.sim.wake(p.client);
+    let mut got = Vec::new();
+    let mut closed_with = None;
+    for _ in 0..2000 {
+        p.sim.run_for(Duration::from_millis(10));
+        for ev in server_events(&mut p) {
+            match ev {
+                Event::StreamReadable(s) => got.extend(read_all(&mut p, s).0),
+                Event::Closed(e) => closed_with = Some(e),
+                _ => {}
+            }
+        }
+        if closed_with.is_some() {
+            break;
+        }
+    }
+    assert_eq!(got.len(), data.len(), "all data arrived before the close");
+    assert!(got == data);
+    assert_eq!(
+        closed_with,
+        Some(ConnectionError::PeerClosed {
+            reason: CloseReason::Normal,
+            code: ErrorCode::NO_ERROR,
+            message: "done".into()
+        })
+    );
+}
+
+#[test]
+fn every_close_reason_arrives_as_sent() {
+    let reasons = [
+        CloseReason::Normal,
+        CloseReason::GoingAway,
+        CloseReason::ProtocolError,
+        CloseReason::Timeout,
+        CloseReason::RateLimitExceeded,
+        CloseReason::InternalError,
+        CloseReason::Application(4242),
+    ];
+    for (i, reason) in reasons.into_iter().enumerate() {
+        let mut p = pair(40 + i as u64, link(5));
+        let now = p.sim.now();
+        p.client_conn().unwrap().abort(now, reason, Some("why"));
+        p.sim.wake(p.client);
+        p.sim.run_for(Duration::from_millis(50));
+        let got = server_events(&mut p)
+            .into_iter()
+            .find_map(|e| match e {
+                Event::Closed(ConnectionError::PeerClosed {
+                    reason, message, ..
+                }) => Some((reason, message)),
+                _ => None,
+            })
+            .expect("the server saw the close");
+        assert_eq!(got, (reason, "why".to_string()));
+        let client_err = p.client_conn().unwrap().error().cloned();
+        assert_eq!(client_err, Some(ConnectionError::LocallyClosed { reason }));
+    }
+}
+
+#[test]
+fn heartbeats_keep_an_idle_connection_alive() {
+    let mut p = pair(50, link(10));
+    // Two minutes without application traffic: idle timeout is 30 s, heartbeats every 5 s.
+    p.sim.run_for(Duration::from_secs(120));
+    assert!(p.client_conn().unwrap().is_established());
+    assert!(p.server_conn().unwrap().is_established());
+}
+
+#[test]
+fn a_vanished_peer_is_detected_by_missed_heartbeats() {
+    let mut p = pair(51, link(10));
+    // The server disappears: nothing reaches it and it never sends again.
+    p.sim.add_middlebox(
+        jsp_sim::Scope::Global,
+        |_: jsp_proto::Instant, _: &mut jsp_sim::Datagram| Verdict::Drop,
+    );
+    let t0 = p.sim.now();
+    let mut ended = None;
+    for _ in 0..600 {
+        p.sim.run_for(Duration::from_millis(100));
+        let conn = p.client_conn().unwrap();
+        if let Some(e) = conn.error() {
+            ended = Some((e.clone(), p.sim.now() - t0));
+            break;
+        }
+    }
+    let (err, after) = ended.expect("the client noticed");
+    assert_eq!(err, ConnectionError::TimedOut);
+    // 3 missed 5-second heartbeats, well before the 30 s idle timeout.
+    assert!(
+        after >= Duration::from_secs(14) && after <= Duration::from_secs(17),
+        "{after:?}"
+    );
+}
+
+#[test]
+fn reset_and_stop_sending_end_to_end() {
+    let mut p = pair(52, link(10));
+    let c = p.client_conn().unwrap();
+    let a = c.open_stream(Dir::Bi).unwrap();
+    c.stream_write(a, b"partial", false).unwrap();
+    p.sim.wake(p.client);
+    p.sim.run_for(Duration::from_millis(50));
+    p.client_conn().unwrap().reset_stream(a, 17).unwrap();
+    p.sim.wake(p.client);
+    p.sim.run_for(Duration::from_millis(50));
+    let evs = server_events(&mut p);
+    assert!(
+        evs.contains(&Event::StreamReset { id: a, code: 17 }),
+        "{evs:?}"
+    );
+    // The server asks the client to stop sending on another stream.
+    let c = p.client_conn().unwrap();
+    let b = c.open_stream(Dir::Bi).unwrap();
+    c.stream_write(b, b"more", false).unwrap();
+    p.sim.wake(p.client);
+    p.sim.run_for(Duration::from_millis(50));
+    let _ = server_events(&mut p);
+    p.server_conn().unwrap().stop_sending(b, 99).unwrap();
+    p.sim.wake(p.server);
+    p.sim.run_for(Duration::from_millis(50));
+    let c = p.client_conn().unwrap();
+    let evs: Vec<Event> = std::iter::from_fn(|| c.poll_event()).collect();
+    assert!(
+        evs.contains(&Event::StreamStopped { id: b, code: 99 }),
+        "{evs:?}"
+    );
+    assert_eq!(
+        c.stream_write(b, b"x", false),
+        Err(jsp_proto::StreamApiError::Stopped(99))
+    );
+    p.sim.run_for(Duration::from_millis(50));
+    let evs = server_events(&mut p);
+    assert!(
+        evs.contains(&Event::StreamReset { id: b, code: 99 }),
+        "{evs:?}"
+    );
+}
+
+#[test]
+fn partially_reliable_messages_are_skipped_after_their_deadline() {
+    // 30% loss and a 40 ms RTT: some 60 ms messages cannot be delivered in time.
+    let lossy = LinkConfig {
+        loss: LossModel::Random(0.3),
+        ..link(20)
+    };
+    let mut p = pair(53, lossy);
+    let c = p.client_conn().unwrap();
+    let id = c.open_stream(Dir::Uni).unwrap();
+    let mut sent = Vec::new();
+    for i in 0..200u32 {
+        let msg = format!("frame {i:04} ").into_bytes();
+        p.client_conn()
+            .unwrap()
+            .stream_send_message(id, &msg, Duration::from_millis(60))
+            .unwrap();
+        sent.push(msg);
+        p.sim.wake(p.client);
+        p.sim.run_for(Duration::from_millis(10));
+    }
+    p.sim.run_for(Duration::from_secs(2));
+    let s = p.server_conn().unwrap();
+    let mut delivered = Vec::new();
+    let mut skipped = Vec::new();
+    loop {
+        let evs: Vec<Event> = std::iter::from_fn(|| s.poll_event()).collect();
+        if evs.is_empty() {
+            break;
+        }
+        for ev in evs {
+            match ev {
+                Event::StreamReadable(sid) => {
+                    while let Ok((d, _)) = s.stream_read(sid, 1 << 16) {
+                        if d.is_empty() {
+                            break;
+                        }
+                        delivered.extend(d);
+                    }
+                }
+                Event::StreamSkipped { range, .. } => skipped.push(range),
+                _ => {}
+            }
+        }
+    }
+    assert!(!skipped.is_empty(), "some messages missed their deadline");
+    // Every byte is either delivered or reported skipped, exactly once, in order.
+    let total: u64 = sent.iter().map(|m| m.len() as u64).sum();
+    let skipped_bytes: u64 = skipped.iter().map(|r| r.end - r.start).sum();
+    assert_eq!(delivered.len() as u64 + skipped_bytes, total);
+    let all: Vec<u8> = sent.concat();
+    let mut pos = 0u64;
+    let mut di = 0usize;
+    let mut sk = skipped.iter().peekable();
+    while pos < total {
+        if let Some(r) = sk.peek() {
+            if r.start == pos {
+                pos = r.end;
+                sk.next();
+                continue;
+            }
+        }
+        assert_eq!(
+            delivered[di], all[pos as usize],
+            "byte {pos} delivered intact"
+        );
+        di += 1;
+        pos += 1;
+    }
+}
+
+#[test]
+fn datagrams_can_drop_the_oldest_instead_of_sending_late() {
+    let mut p = pair(54, link(10));
+    let c = p.client_conn().unwrap();
+    // Fill the queue without letting the simulator send.
+    for i in 0..256u32 {
+        c.send_datagram(&i.to_be_bytes()).unwrap();
+    }
+    assert_eq!(
+        c.send_datagram(b"late"),
+        Err(jsp_proto::DatagramError::QueueFull)
+    );
+    c.send_datagram_drop_oldest(b"newest").unwrap();
+    assert_eq!(c.datagrams_dropped(), 1);
+    p.sim.wake(p.client);
+    p.sim.run_for(Duration::from_millis(200));
+    let s = p.server_conn().unwrap();
+    let mut got = Vec::new();
+    while let Some(d) = s.read_datagram() {
+        got.push(d);
+    }
+    assert!(
+        !got.contains(&0u32.to_be_bytes().to_vec()),
+        "the oldest was dropped"
+    );
+    assert_eq!(got.last().map(Vec::as_slice), Some(&b"newest"[..]));
+    let node = p.sim.node::<EndpointNode>(p.server);
+    assert!(node.endpoint.connection_count() == 1);
+}
