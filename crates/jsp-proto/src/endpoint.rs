@@ -197,6 +197,17 @@ impl Endpoint {
         }
     }
 
+    /// A fully random CID (the client's original DCID, chosen for the server, PROTOCOL.md §3).
+    fn plain_random_cid(&self, len: usize) -> Result<ConnectionId, ConnectionError> {
+        let mut b = [0u8; header::MAX_CID_LEN];
+        self.provider
+            .fill_random(&mut b[..len])
+            .map_err(|e| ConnectionError::Handshake(crate::handshake::crypto_err(e)))?;
+        ConnectionId::from_slice(&b[..len]).map_err(|_| {
+            ConnectionError::Handshake(crate::error::HandshakeError::Crypto("cid".into()))
+        })
+    }
+
     fn cid_tag(&self, body: &[u8]) -> [u8; CID_TAG_LEN] {
         let mut input = Vec::with_capacity(3 + body.len());
         input.extend_from_slice(b"cid");
@@ -210,13 +221,16 @@ impl Endpoint {
     /// Whether `cid` carries this endpoint's tag (it could have been issued by us).
     fn is_our_cid(&self, cid: &ConnectionId) -> bool {
         let b = cid.as_slice();
-        b.len() >= CID_TAG_MIN_LEN && b[b.len() - CID_TAG_LEN..] == self.cid_tag(&b[..b.len() - CID_TAG_LEN])
+        b.len() >= CID_TAG_MIN_LEN
+            && b[b.len() - CID_TAG_LEN..] == self.cid_tag(&b[..b.len() - CID_TAG_LEN])
     }
 
     /// The stateless reset token of `cid`: `HMAC-SHA256(reset_key, cid)[..16]` (PROTOCOL.md
     /// §15.3), so it can be recomputed without state.
     fn reset_token(&self, cid: &ConnectionId) -> [u8; 16] {
-        let mac = self.provider.hmac_sha256(self.reset_key.as_slice(), cid.as_slice());
+        let mac = self
+            .provider
+            .hmac_sha256(self.reset_key.as_slice(), cid.as_slice());
         let mut t = [0u8; 16];
         t.copy_from_slice(&mac[..16]);
         t
@@ -268,7 +282,12 @@ impl Endpoint {
 
     /// Answers a short-header datagram for an unknown CID with a stateless reset
     /// (PROTOCOL.md §15.3): smaller than the trigger, so two endpoints cannot loop.
-    fn send_stateless_reset(&mut self, remote: SocketAddr, dcid: &ConnectionId, trigger_len: usize) {
+    fn send_stateless_reset(
+        &mut self,
+        remote: SocketAddr,
+        dcid: &ConnectionId,
+        trigger_len: usize,
+    ) {
         if trigger_len <= MIN_STATELESS_RESET || !self.is_our_cid(dcid) {
             return; // garbage gets no reply
         }
@@ -327,7 +346,7 @@ impl Endpoint {
         ticket: Option<&SessionTicket>,
     ) -> Result<ConnectionHandle, ConnectionError> {
         let local = self.random_cid(self.config.cid_len)?;
-        let odcid = self.random_cid(8)?;
+        let odcid = self.plain_random_cid(8)?;
         let unix = self.unix_now(now);
         let conn = Connection::connect(
             self.provider.clone(),

@@ -11,7 +11,10 @@
 //! the same transcripts: [`CryptoProvider::client_key_share`] draws ML-KEM `d` (32 bytes), then
 //! `z` (32), then the X25519 private key (32); [`CryptoProvider::server_key_exchange`] draws the
 //! ML-KEM encapsulation randomness `m` (32), then the X25519 private key (32);
-//! [`CryptoProvider::fill_random`] draws exactly the requested bytes. aws-lc-rs cannot take
+//! [`CryptoProvider::fill_random`] draws the requested bytes. The stream is the plain ChaCha20
+//! keystream of RFC 8439 with the seed as key, a zero nonce and the block counter starting at 0,
+//! consumed in 4-byte words: a draw of `n` bytes takes the next `n` bytes of the stream and then
+//! skips to the next multiple of 4 (a 1-byte draw advances it by 4). aws-lc-rs cannot take
 //! external randomness for ML-KEM (FIPS 203 `ML-KEM.KeyGen_internal(d, z)` and
 //! `ML-KEM.Encaps_internal(ek, m)`), so this provider uses the RustCrypto `ml-kem` crate for
 //! ML-KEM-768 only; tests check that it interoperates with aws-lc-rs in both directions.
