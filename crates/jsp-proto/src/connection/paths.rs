@@ -102,7 +102,9 @@ impl CidState {
 
     /// After the handshake: ask the endpoint for spare CIDs, up to the peer's limit.
     pub fn request_spares(&mut self, peer_limit: u64) {
-        let want = peer_limit.min(MAX_ISSUED_CIDS).saturating_sub(self.local.len() as u64);
+        let want = peer_limit
+            .min(MAX_ISSUED_CIDS)
+            .saturating_sub(self.local.len() as u64);
         if want > 0 {
             self.requests.push_back(EndpointRequest::MintCids(want));
         }
@@ -169,7 +171,10 @@ impl CidState {
             }
         }
         if self.remote.len() as u64 > self.local_limit {
-            return Err((ErrorCode::CONNECTION_ID_LIMIT_ERROR, "too many connection IDs"));
+            return Err((
+                ErrorCode::CONNECTION_ID_LIMIT_ERROR,
+                "too many connection IDs",
+            ));
         }
         Ok(())
     }

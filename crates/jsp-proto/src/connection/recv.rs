@@ -499,7 +499,9 @@ impl Connection {
                 }
             }
             // Blocked signals are informational; PADDING and PING need nothing.
-            Frame::DataBlocked(_) | Frame::StreamDataBlocked { .. } | Frame::StreamsBlocked { .. } => {}
+            Frame::DataBlocked(_)
+            | Frame::StreamDataBlocked { .. }
+            | Frame::StreamsBlocked { .. } => {}
         }
     }
 

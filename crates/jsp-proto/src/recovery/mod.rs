@@ -3,6 +3,9 @@
 //! (PROTOCOL.md §5.6 and §15, modelled on RFC 9002).
 
 pub mod congestion;
+pub mod mtu;
+pub mod pacer;
+pub mod rate;
 pub mod received;
 pub mod rtt;
 pub mod sent;

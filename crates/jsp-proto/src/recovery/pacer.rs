@@ -57,8 +57,7 @@ impl Pacer {
             return r.max(1);
         }
         let nanos = srtt.as_nanos().max(1);
-        let r = u128::from(window) * u128::from(WINDOW_PACING_GAIN_PERMILLE) * 1_000_000
-            / nanos;
+        let r = u128::from(window) * u128::from(WINDOW_PACING_GAIN_PERMILLE) * 1_000_000 / nanos;
         u64::try_from(r).unwrap_or(u64::MAX).max(1)
     }
 
@@ -107,10 +106,9 @@ impl Pacer {
     /// The datagram size changed (path MTU discovery).
     pub fn set_max_datagram_size(&mut self, size: u64) {
         self.max_datagram_size = size;
-        self.capacity = self.capacity.clamp(
-            MIN_BURST_PACKETS * size,
-            MAX_BURST_PACKETS * size,
-        );
+        self.capacity = self
+            .capacity
+            .clamp(MIN_BURST_PACKETS * size, MAX_BURST_PACKETS * size);
         self.tokens = self.tokens.min(self.capacity);
     }
 

@@ -60,7 +60,6 @@ pub struct RateSample {
 struct PendingSample {
     has_data: bool,
     prior_delivered: u64,
-    prior_time: Instant,
     send_elapsed: Duration,
     ack_elapsed: Duration,
     is_app_limited: bool,
@@ -117,7 +116,6 @@ impl DeliveryRateEstimator {
             self.sample = PendingSample {
                 has_data: true,
                 prior_delivered: p.delivered,
-                prior_time: p.delivered_time,
                 send_elapsed: p.sent_time - p.first_sent_time,
                 ack_elapsed: now - p.delivered_time,
                 is_app_limited: p.is_app_limited,
@@ -222,8 +220,16 @@ mod tests {
         let s = e.generate_rate_sample(Duration::from_millis(20)).unwrap();
         assert_eq!(s.delivery_rate, None, "10 ms interval < 20 ms min_rtt");
         assert_eq!(s.delivered, 2000);
-        assert_eq!(s.rtt, Duration::from_millis(9), "sampled from the newest packet");
-        assert_eq!(e.generate_rate_sample(Duration::ZERO), None, "nothing new acked");
+        assert_eq!(
+            s.rtt,
+            Duration::from_millis(9),
+            "sampled from the newest packet"
+        );
+        assert_eq!(
+            e.generate_rate_sample(Duration::ZERO),
+            None,
+            "nothing new acked"
+        );
     }
 
     #[test]
