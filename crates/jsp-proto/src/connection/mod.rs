@@ -1463,6 +1463,12 @@ impl Connection {
     /// Moves stream events to the connection's event queue.
     fn drain_stream_events(&mut self) {
         while let Some(ev) = self.streams.poll_event() {
+            if let StreamEvent::Readable(id) = ev {
+                // One pending notification per stream is enough.
+                if self.events.contains(&Event::StreamReadable(id)) {
+                    continue;
+                }
+            }
             self.events.push_back(match ev {
                 StreamEvent::Opened(id) => Event::StreamOpened(id),
                 StreamEvent::Readable(id) => Event::StreamReadable(id),
