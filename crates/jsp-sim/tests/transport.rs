@@ -301,3 +301,72 @@ fn datagrams_can_drop_the_oldest_instead_of_sending_late() {
     let node = p.sim.node::<EndpointNode>(p.server);
     assert!(node.endpoint.connection_count() == 1);
 }
+
+#[test]
+fn a_system_message_overtakes_a_saturating_media_stream() {
+    use jsp_proto::connection::{QosClass, StreamPriority};
+    let slow = LinkConfig {
+        bandwidth_bps: Some(10_000_000),
+        queue_bytes: 64 * 1024,
+        ..link(10)
+    };
+    let mut p = pair(55, slow);
+    let c = p.client_conn().unwrap();
+    let media = c
+        .open_stream_with(Dir::Uni, StreamPriority::new(QosClass::Media))
+        .unwrap();
+    let video = vec![7u8; 4 << 20];
+    let mut written = c.stream_write(media, &video, false).unwrap();
+    // Let the media stream saturate the 10 Mbit/s link for a second.
+    for _ in 0..100 {
+        if let Some(c) = p.client_conn() {
+            if written < video.len() {
+                if let Ok(n) = c.stream_write(media, &video[written..], false) {
+                    written += n;
+                }
+            }
+        }
+        p.sim.wake(p.client);
+        p.sim.run_for(Duration::from_millis(10));
+        for ev in server_events(&mut p) {
+            if let Event::StreamReadable(s) = ev {
+                let _ = read_all(&mut p, s);
+            }
+        }
+    }
+    let c = p.client_conn().unwrap();
+    assert!(
+        c.unacked_stream_bytes() > 1 << 20,
+        "the media stream still has a backlog"
+    );
+    let system = c
+        .open_stream_with(Dir::Uni, StreamPriority::new(QosClass::System))
+        .unwrap();
+    c.stream_write(system, b"shutdown in 5 minutes", true)
+        .unwrap();
+    let t0 = p.sim.now();
+    p.sim.wake(p.client);
+    let mut arrived = None;
+    for _ in 0..200 {
+        p.sim.run_for(Duration::from_millis(1));
+        for ev in server_events(&mut p) {
+            if ev == Event::StreamReadable(system) {
+                let (d, fin) = read_all(&mut p, system);
+                assert_eq!((d.as_slice(), fin), (&b"shutdown in 5 minutes"[..], true));
+                arrived = Some(p.sim.now() - t0);
+            } else if let Event::StreamReadable(s) = ev {
+                let _ = read_all(&mut p, s);
+            }
+        }
+        if arrived.is_some() {
+            break;
+        }
+    }
+    let latency = arrived.expect("the system message arrived");
+    // One-way delay is 10 ms; the bottleneck queue (64 KiB at 10 Mbit/s) adds at most ~52 ms.
+    // Without priorities it would wait behind megabytes of video.
+    assert!(
+        latency < Duration::from_millis(120),
+        "system message took {latency:?}"
+    );
+}

@@ -44,6 +44,7 @@ use crypto_stream::{CryptoRecv, CryptoSend};
 use keys::AppKeys;
 pub use paths::EndpointRequest;
 use paths::{CidState, PathState};
+pub use scheduler::{QosClass, StreamPriority};
 use sent_frames::SentFrames;
 use streams::{BufferLimits, StreamEvent, StreamLimits, Streams};
 pub use streams::{Dir, StreamApiError, StreamId};
@@ -600,10 +601,31 @@ impl Connection {
         self.state == State::Handshake && self.zero_rtt.is_some() && self.zero_rtt_budget > 0
     }
 
-    /// Opens a stream.
+    /// Opens a stream with the default priority (QoS class `Bulk`).
     pub fn open_stream(&mut self, dir: Dir) -> Result<StreamId, StreamApiError> {
         self.check_open()?;
         self.streams.open(dir, self.now_hint)
+    }
+
+    /// Opens a stream with a QoS class, numeric priority and weight: `System` before `Chat`
+    /// before `Media` before `Bulk` strictly, higher priority first within a class, bandwidth
+    /// shared by weight among equals (PROTOCOL.md §14.4).
+    pub fn open_stream_with(
+        &mut self,
+        dir: Dir,
+        priority: StreamPriority,
+    ) -> Result<StreamId, StreamApiError> {
+        self.check_open()?;
+        self.streams.open_with(dir, priority, self.now_hint)
+    }
+
+    /// Changes a stream's scheduling priority.
+    pub fn set_stream_priority(
+        &mut self,
+        id: StreamId,
+        priority: StreamPriority,
+    ) -> Result<(), StreamApiError> {
+        self.streams.set_priority(id, priority)
     }
 
     /// Queues data on a stream (`fin` ends the stream after it).

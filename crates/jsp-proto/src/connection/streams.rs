@@ -7,6 +7,7 @@ use std::ops::Range;
 
 use core::time::Duration;
 
+use super::scheduler::{Scheduler, StreamPriority};
 use crate::error::ErrorCode;
 use crate::range_set::RangeSet;
 use crate::time::Instant;
@@ -153,6 +154,7 @@ struct SendStream {
     /// Partially reliable messages: (start, end, deadline), in offset order.
     deadlines: VecDeque<(u64, u64, Instant)>,
     reset: Option<SendReset>,
+    prio: StreamPriority,
 }
 
 impl SendStream {
@@ -229,8 +231,8 @@ pub struct Streams {
     peer_max_streams: [u64; 2],
     local_max_streams: [u64; 2],
     peer_opened: [u64; 2],
-    /// Streams with data or FIN to send, round robin.
-    send_queue: VecDeque<StreamId>,
+    /// Streams with data or FIN to send, by QoS class, priority and weight.
+    sched: Scheduler,
     events: VecDeque<StreamEvent>,
     peer_max_data: u64,
     data_sent: u64,
@@ -279,7 +281,7 @@ impl Streams {
             peer_max_streams: [0, 0],
             local_max_streams: [local.max_streams_bidi, local.max_streams_uni],
             peer_opened: [0, 0],
-            send_queue: VecDeque::new(),
+            sched: Scheduler::default(),
             events: VecDeque::new(),
             peer_max_data: 0,
             data_sent: 0,
@@ -340,8 +342,18 @@ impl Streams {
         }
     }
 
-    /// Opens a local stream.
+    /// Opens a local stream with the default priority.
     pub fn open(&mut self, dir: Dir, now: Instant) -> Result<StreamId, StreamApiError> {
+        self.open_with(dir, StreamPriority::default(), now)
+    }
+
+    /// Opens a local stream with `prio` (QoS class, numeric priority, weight).
+    pub fn open_with(
+        &mut self,
+        dir: Dir,
+        prio: StreamPriority,
+        now: Instant,
+    ) -> Result<StreamId, StreamApiError> {
         let d = di(dir);
         if self.next_local[d] >= self.peer_max_streams[d] {
             return Err(StreamApiError::LimitReached);
@@ -356,6 +368,7 @@ impl Streams {
             id,
             SendStream {
                 max_data,
+                prio,
                 ..SendStream::default()
             },
         );
@@ -364,6 +377,23 @@ impl Streams {
             self.recv.insert(id, r);
         }
         Ok(id)
+    }
+
+    /// Changes the scheduling priority of a stream's sending side.
+    pub fn set_priority(
+        &mut self,
+        id: StreamId,
+        prio: StreamPriority,
+    ) -> Result<(), StreamApiError> {
+        let s = self
+            .send
+            .get_mut(&id)
+            .ok_or(StreamApiError::UnknownStream)?;
+        s.prio = prio;
+        if self.sched.contains(id) {
+            self.sched.set_ready(id, prio);
+        }
+        Ok(())
     }
 
     /// Queues data (and FIN if `fin`) on a stream; with a `deadline` the data is one partially
@@ -413,9 +443,7 @@ impl Streams {
             s.fin = true;
             s.fin_pending = true;
         }
-        if !self.send_queue.contains(&id) {
-            self.send_queue.push_back(id);
-        }
+        self.sched.set_ready(id, s.prio);
         Ok(take)
     }
 
@@ -426,7 +454,7 @@ impl Streams {
 
     /// Whether any stream has something sendable now.
     pub fn has_pending(&self) -> bool {
-        !self.send_queue.is_empty()
+        !self.sched.is_empty()
     }
 
     /// Whether control frames (resets, stop-sending, skips, credit) wait to be sent.
@@ -441,14 +469,15 @@ impl Streams {
 
     /// Takes the next chunk to send, of at most `max_len` bytes of data, respecting flow control.
     pub fn next_chunk(&mut self, max_len: usize) -> Option<StreamChunk> {
-        let rounds = self.send_queue.len();
-        for _ in 0..rounds {
-            let id = self.send_queue.pop_front()?;
+        loop {
+            let id = self.sched.next()?;
             let conn_credit = self.peer_max_data.saturating_sub(self.data_sent);
             let Some(s) = self.send.get_mut(&id) else {
+                self.sched.remove(id);
                 continue;
             };
             if s.reset.is_some() {
+                self.sched.remove(id);
                 continue;
             }
             let mut chunk = None;
@@ -490,14 +519,20 @@ impl Streams {
                 });
             }
             let more = !s.pending.is_empty() || s.fin_pending;
-            if more {
-                self.send_queue.push_back(id);
-            }
-            if chunk.is_some() {
-                return chunk;
+            match &chunk {
+                Some(c) => {
+                    self.sched.on_sent(id, c.data.len() + 8);
+                    if !more {
+                        self.sched.remove(id);
+                    }
+                    return chunk;
+                }
+                // Blocked by flow control: MAX_DATA / MAX_STREAM_DATA make it ready again.
+                None => {
+                    self.sched.remove(id);
+                }
             }
         }
-        None
     }
 
     /// A sent chunk was acknowledged.
@@ -529,6 +564,7 @@ impl Streams {
     }
 
     fn release_send(&mut self, id: StreamId) {
+        self.sched.remove(id);
         if let Some(s) = self.send.remove(&id) {
             self.send_buffered -= s.unacked();
             for (_, _, d) in s.deadlines {
@@ -565,9 +601,7 @@ impl Streams {
         if fin && !s.fin_acked {
             s.fin_pending = true;
         }
-        if !self.send_queue.contains(&id) {
-            self.send_queue.push_back(id);
-        }
+        self.sched.set_ready(id, s.prio);
     }
 
     fn maybe_release(&mut self, id: StreamId) {
@@ -700,7 +734,7 @@ impl Streams {
         let freed = s.unacked();
         s.data.clear();
         self.send_buffered -= freed;
-        self.send_queue.retain(|x| *x != id);
+        self.sched.remove(id);
         self.pending_resets.push(id);
         Ok(())
     }
@@ -1034,8 +1068,8 @@ impl Streams {
         }
         if let Some(s) = self.send.get_mut(&id) {
             s.max_data = s.max_data.max(max);
-            if !s.pending.is_empty() && !self.send_queue.contains(&id) {
-                self.send_queue.push_back(id);
+            if !s.pending.is_empty() || s.fin_pending {
+                self.sched.set_ready(id, s.prio);
             }
         }
         Ok(())
@@ -1049,8 +1083,8 @@ impl Streams {
 
     fn requeue_all(&mut self) {
         for (id, s) in &self.send {
-            if (!s.pending.is_empty() || s.fin_pending) && !self.send_queue.contains(id) {
-                self.send_queue.push_back(*id);
+            if !s.pending.is_empty() || s.fin_pending {
+                self.sched.set_ready(*id, s.prio);
             }
         }
     }
