@@ -1,0 +1,567 @@
+//! BBR: model-based congestion control. The controller estimates the bottleneck bandwidth (a
+//! windowed maximum of delivery-rate samples over 10 round trips) and the round-trip
+//! propagation time (a minimum over 10 s), paces at `pacing_gain * bandwidth` and caps the data in
+//! flight at `cwnd_gain * BDP` (at least 4 packets).
+//!
+//! The state machine is BBRv1's (draft-cardwell-iccrg-bbr-congestion-control-00): Startup
+//! doubles the rate each round until the bandwidth stops growing by 25% for 3 rounds, Drain
+//! empties the queue Startup built, ProbeBW cycles the pacing gain through
+//! `[1.25, 0.75, 1, 1, 1, 1, 1, 1]` (one phase per min RTT), and ProbeRTT drops to 4 packets for
+//! 200 ms when the minimum RTT has not been refreshed for 10 s.
+//!
+//! BBRv1 ignores loss, which turns a sudden bandwidth drop into a loss storm: it keeps sending at
+//! the old rate until the 10-round bandwidth window forgets it. This implementation adds the
+//! BBRv2/v3 response ([`BbrConfig::loss_response`]): when more than 2% of a round's data is lost
+//! the model gets a lower bound, `bw_lo = max(bw_latest, 0.7 * bw)`, where `bw_latest` is the
+//! best delivery rate measured in the current round. Random loss barely moves it (the path still
+//! delivers at full rate); a real drop moves it to the new rate within a round or two. A probe
+//! cycle that finds the path accepts more without excessive loss raises the bound, and the bound
+//! is dropped once the bandwidth window agrees with it. Startup also ends on excessive loss (at
+//! least 6 packets and 2% in a round). Known limit: after a drop the window (`2 * bw_lo * min_rtt`)
+//! can keep a standing queue without loss until the 10-round bandwidth window forgets the old
+//! rate; BBRv3's `inflight_hi` would shorten that.
+
+use core::time::Duration;
+
+use super::filter::MaxFilter;
+use super::{
+    AckEvent, CongestionController, CongestionState, LossEvent, Phase, SentEvent,
+    INITIAL_WINDOW_PACKETS,
+};
+use crate::recovery::rate::RateSample;
+use crate::time::Instant;
+
+/// Gains are in 1/1000.
+const UNIT: u64 = 1000;
+/// Startup pacing and window gain, `2 / ln 2`.
+const HIGH_GAIN: u64 = 2885;
+/// Drain pacing gain, `1 / HIGH_GAIN`.
+const DRAIN_GAIN: u64 = 347;
+/// ProbeBW window gain.
+const CWND_GAIN: u64 = 2000;
+/// ProbeBW pacing gain cycle.
+const PACING_GAIN_CYCLE: [u64; 8] = [1250, 750, 1000, 1000, 1000, 1000, 1000, 1000];
+/// Pace 1% below the estimate, so queues drain rather than creep.
+const PACING_MARGIN_PERMILLE: u64 = 10;
+/// Bandwidth filter window, in round trips.
+const BTL_BW_FILTER_ROUNDS: u64 = 10;
+/// Minimum RTT filter window.
+const MIN_RTT_FILTER: Duration = Duration::from_secs(10);
+/// Time spent at the minimum window in ProbeRTT.
+const PROBE_RTT_DURATION: Duration = Duration::from_millis(200);
+/// Window floor, in packets.
+const MIN_PIPE_CWND_PACKETS: u64 = 4;
+/// Startup ends when the bandwidth grew less than this (in 1/1000) ...
+const FULL_BW_THRESH: u64 = 1250;
+/// ... for this many rounds.
+const FULL_BW_COUNT: u32 = 3;
+/// Loss above this fraction of a round's data (in 1/1000) is excessive (BBRv2/v3: 2%).
+const LOSS_THRESH_PERMILLE: u64 = 20;
+/// Multiplicative back-off of the lower bound on excessive loss (in 1/1000; BBRv2: 0.7).
+const LOSS_BETA: u64 = 700;
+/// Startup also needs this many lost packets in the round before loss ends it (BBRv3: 6).
+const STARTUP_FULL_LOSS_COUNT: u64 = 6;
+/// Extra window for delayed and aggregated ACKs and pacer bursts, in packets.
+const QUANTIZATION_PACKETS: u64 = 3;
+
+/// BBR settings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BbrConfig {
+    /// Back off when more than 2% of a round's data is lost (BBRv2/v3). `false` is pure BBRv1,
+    /// which ignores loss: kept for comparison, not for production.
+    pub loss_response: bool,
+}
+
+impl Default for BbrConfig {
+    fn default() -> Self {
+        Self {
+            loss_response: true,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    Startup,
+    Drain,
+    ProbeBw,
+    ProbeRtt,
+}
+
+/// BBR (see the module documentation).
+#[derive(Clone, Debug)]
+pub struct Bbr {
+    config: BbrConfig,
+    max_datagram_size: u64,
+    mode: Mode,
+    cwnd: u64,
+    pacing_rate: Option<u64>,
+    pacing_gain: u64,
+    cwnd_gain: u64,
+    // The model.
+    btl_bw: MaxFilter,
+    min_rtt: Option<Duration>,
+    min_rtt_stamp: Instant,
+    srtt: Option<Duration>,
+    // Round counting.
+    delivered: u64,
+    round_count: u64,
+    next_round_delivered: u64,
+    round_start: bool,
+    // Startup.
+    filled_pipe: bool,
+    full_bw: u64,
+    full_bw_count: u32,
+    // ProbeBW.
+    cycle_index: usize,
+    cycle_stamp: Instant,
+    // ProbeRTT.
+    probe_rtt_done: Option<Instant>,
+    probe_rtt_round_done: bool,
+    prior_cwnd: u64,
+    idle_restart: bool,
+    // Loss response.
+    round_delivered: u64,
+    round_lost: u64,
+    round_lost_packets: u64,
+    loss_responded: bool,
+    loss_since_ack: bool,
+    bw_latest: u64,
+    bw_lo: Option<u64>,
+    probe_lossy: bool,
+    probe_max_bw: u64,
+}
+
+impl Bbr {
+    /// A controller for datagrams of `max_datagram_size` bytes, created at `now`.
+    pub fn new(config: BbrConfig, max_datagram_size: u64, now: Instant) -> Self {
+        Self {
+            config,
+            max_datagram_size,
+            mode: Mode::Startup,
+            cwnd: INITIAL_WINDOW_PACKETS * max_datagram_size,
+            pacing_rate: None,
+            pacing_gain: HIGH_GAIN,
+            cwnd_gain: HIGH_GAIN,
+            btl_bw: MaxFilter::default(),
+            min_rtt: None,
+            min_rtt_stamp: now,
+            srtt: None,
+            delivered: 0,
+            round_count: 0,
+            next_round_delivered: 0,
+            round_start: false,
+            filled_pipe: false,
+            full_bw: 0,
+            full_bw_count: 0,
+            cycle_index: 0,
+            cycle_stamp: now,
+            probe_rtt_done: None,
+            probe_rtt_round_done: false,
+            prior_cwnd: 0,
+            idle_restart: false,
+            round_delivered: 0,
+            round_lost: 0,
+            round_lost_packets: 0,
+            loss_responded: false,
+            loss_since_ack: false,
+            bw_latest: 0,
+            bw_lo: None,
+            probe_lossy: false,
+            probe_max_bw: 0,
+        }
+    }
+
+    /// The bandwidth the controls use: the filtered maximum, capped by the loss bound.
+    fn bw(&self) -> u64 {
+        let max = self.btl_bw.get();
+        self.bw_lo.map_or(max, |lo| lo.min(max))
+    }
+
+    fn min_pipe_cwnd(&self) -> u64 {
+        MIN_PIPE_CWND_PACKETS * self.max_datagram_size
+    }
+
+    fn initial_window(&self) -> u64 {
+        INITIAL_WINDOW_PACKETS * self.max_datagram_size
+    }
+
+    /// `gain * bw * min_rtt`, or `None` before the model has both.
+    fn bdp(&self, gain: u64) -> Option<u64> {
+        let min_rtt = self.min_rtt?;
+        let bw = self.bw();
+        if bw == 0 {
+            return None;
+        }
+        let bdp = u128::from(bw) * min_rtt.as_nanos() * u128::from(gain)
+            / (1_000_000_000 * u128::from(UNIT));
+        Some(u64::try_from(bdp).unwrap_or(u64::MAX))
+    }
+
+    /// The window a gain asks for: `gain * BDP` plus the quantization allowance.
+    fn inflight(&self, gain: u64) -> u64 {
+        match self.bdp(gain) {
+            Some(bdp) => bdp.saturating_add(QUANTIZATION_PACKETS * self.max_datagram_size),
+            None => self.initial_window(),
+        }
+    }
+
+    fn update_round(&mut self, rs: &RateSample) {
+        self.delivered = rs.total_delivered;
+        self.round_start = false;
+        if rs.prior_delivered >= self.next_round_delivered {
+            self.next_round_delivered = self.delivered;
+            self.round_count += 1;
+            self.round_start = true;
+            // A new loss-accounting round.
+            self.round_delivered = 0;
+            self.round_lost = 0;
+            self.round_lost_packets = 0;
+            self.loss_responded = false;
+            self.bw_latest = 0;
+        }
+    }
+
+    fn update_bw(&mut self, rs: &RateSample) {
+        let Some(rate) = rs.delivery_rate else {
+            return;
+        };
+        self.bw_latest = self.bw_latest.max(rate);
+        self.probe_max_bw = self.probe_max_bw.max(rate);
+        // An application-limited sample says only that the path carries at least this much.
+        if !rs.is_app_limited || rate >= self.btl_bw.get() {
+            self.btl_bw
+                .update(BTL_BW_FILTER_ROUNDS, self.round_count, rate);
+        }
+    }
+
+    fn update_min_rtt(&mut self, now: Instant, sample: Option<Duration>) -> bool {
+        let expired = now > self.min_rtt_stamp + MIN_RTT_FILTER;
+        if let Some(rtt) = sample {
+            if self.min_rtt.is_none_or(|m| rtt < m) || expired {
+                self.min_rtt = Some(rtt);
+                self.min_rtt_stamp = now;
+            }
+        }
+        expired
+    }
+
+    fn enter_startup(&mut self) {
+        self.mode = Mode::Startup;
+        self.pacing_gain = HIGH_GAIN;
+        self.cwnd_gain = HIGH_GAIN;
+    }
+
+    fn enter_drain(&mut self) {
+        self.mode = Mode::Drain;
+        self.pacing_gain = DRAIN_GAIN;
+        self.cwnd_gain = HIGH_GAIN;
+    }
+
+    fn enter_probe_bw(&mut self, now: Instant) {
+        self.mode = Mode::ProbeBw;
+        self.cwnd_gain = CWND_GAIN;
+        // Start at a pseudo-random phase other than the drain phase (as Linux does), derived from
+        // the time so that flows starting apart do not probe in step.
+        let mut x = now.as_nanos() ^ 0x9E37_79B9_7F4A_7C15;
+        x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        x ^= x >> 31;
+        const STARTS: [usize; 7] = [0, 2, 3, 4, 5, 6, 7];
+        self.cycle_index = STARTS[(x % 7) as usize];
+        self.start_cycle_phase(now);
+    }
+
+    fn start_cycle_phase(&mut self, now: Instant) {
+        self.cycle_stamp = now;
+        self.pacing_gain = PACING_GAIN_CYCLE[self.cycle_index];
+        if self.cycle_index == 0 {
+            self.probe_lossy = false;
+            self.probe_max_bw = 0;
+        }
+    }
+
+    fn update_cycle_phase(&mut self, now: Instant, prior_in_flight: u64) {
+        if self.mode != Mode::ProbeBw {
+            return;
+        }
+        let full_length = self.min_rtt.is_some_and(|m| now - self.cycle_stamp > m);
+        let next = if self.pacing_gain > UNIT {
+            full_length
+                && (self.loss_since_ack || prior_in_flight >= self.inflight(self.pacing_gain))
+        } else if self.pacing_gain < UNIT {
+            full_length || prior_in_flight <= self.inflight(UNIT)
+        } else {
+            full_length
+        };
+        if !next {
+            return;
+        }
+        if self.cycle_index == 1 {
+            // The probe (up, then down) is over: its samples show what the path accepts.
+            self.end_probe();
+        }
+        self.cycle_index = (self.cycle_index + 1) % PACING_GAIN_CYCLE.len();
+        self.start_cycle_phase(now);
+    }
+
+    /// After a probe without excessive loss, raise the loss bound to what the probe measured, and
+    /// drop it once the bandwidth filter agrees with it.
+    fn end_probe(&mut self) {
+        if self.probe_lossy {
+            return;
+        }
+        if let Some(lo) = self.bw_lo {
+            let lo = lo.max(self.probe_max_bw);
+            self.bw_lo = if lo * 10 >= self.btl_bw.get() * 9 {
+                None
+            } else {
+                Some(lo)
+            };
+        }
+    }
+
+    fn check_full_bw_reached(&mut self, rs: &RateSample) {
+        if self.filled_pipe || !self.round_start || rs.is_app_limited {
+            return;
+        }
+        let bw = self.btl_bw.get();
+        if u128::from(bw) * u128::from(UNIT)
+            >= u128::from(self.full_bw) * u128::from(FULL_BW_THRESH)
+        {
+            self.full_bw = bw;
+            self.full_bw_count = 0;
+            return;
+        }
+        self.full_bw_count += 1;
+        if self.full_bw_count >= FULL_BW_COUNT {
+            self.filled_pipe = true;
+        }
+    }
+
+    fn check_drain(&mut self, now: Instant, bytes_in_flight: u64) {
+        if self.mode == Mode::Startup && self.filled_pipe {
+            self.enter_drain();
+        }
+        if self.mode == Mode::Drain && bytes_in_flight <= self.inflight(UNIT) {
+            self.enter_probe_bw(now);
+        }
+    }
+
+    fn save_cwnd(&mut self) {
+        self.prior_cwnd = if self.mode == Mode::ProbeRtt {
+            self.prior_cwnd.max(self.cwnd)
+        } else {
+            self.cwnd
+        };
+    }
+
+    fn update_probe_rtt(
+        &mut self,
+        now: Instant,
+        expired: bool,
+        bytes_in_flight: u64,
+        delivered: u64,
+    ) {
+        if expired && !self.idle_restart && self.mode != Mode::ProbeRtt {
+            self.save_cwnd();
+            self.mode = Mode::ProbeRtt;
+            self.pacing_gain = UNIT;
+            self.cwnd_gain = UNIT;
+            self.probe_rtt_done = None;
+        }
+        if self.mode == Mode::ProbeRtt {
+            match self.probe_rtt_done {
+                None if bytes_in_flight <= self.min_pipe_cwnd() => {
+                    self.probe_rtt_done = Some(now + PROBE_RTT_DURATION);
+                    self.probe_rtt_round_done = false;
+                    self.next_round_delivered = self.delivered;
+                }
+                None => {}
+                Some(done) => {
+                    if self.round_start {
+                        self.probe_rtt_round_done = true;
+                    }
+                    if self.probe_rtt_round_done && now >= done {
+                        self.min_rtt_stamp = now;
+                        self.cwnd = self.cwnd.max(self.prior_cwnd);
+                        if self.filled_pipe {
+                            self.enter_probe_bw(now);
+                        } else {
+                            self.enter_startup();
+                        }
+                    }
+                }
+            }
+        }
+        if delivered > 0 {
+            self.idle_restart = false;
+        }
+    }
+
+    /// BBRv2/v3 loss response, at most once per round.
+    fn check_loss(&mut self) {
+        if !self.config.loss_response || self.loss_responded || self.round_lost == 0 {
+            return;
+        }
+        // Early in a round compare against the data a round should carry, not the little
+        // delivered so far.
+        let volume = (self.round_delivered + self.round_lost).max(self.bdp(UNIT).unwrap_or(0));
+        if u128::from(self.round_lost) * u128::from(UNIT)
+            <= u128::from(volume) * u128::from(LOSS_THRESH_PERMILLE)
+        {
+            return;
+        }
+        match self.mode {
+            Mode::Startup => {
+                // Only with a bandwidth estimate to drain to (not on, say, a lost first flight).
+                if self.round_lost_packets >= STARTUP_FULL_LOSS_COUNT && self.btl_bw.get() > 0 {
+                    self.loss_responded = true;
+                    self.filled_pipe = true;
+                }
+            }
+            Mode::Drain | Mode::ProbeBw | Mode::ProbeRtt => {
+                self.loss_responded = true;
+                if self.mode == Mode::ProbeBw && self.cycle_index <= 1 {
+                    self.probe_lossy = true;
+                }
+                let backed_off = u128::from(self.bw()) * u128::from(LOSS_BETA) / u128::from(UNIT);
+                let backed_off = u64::try_from(backed_off).unwrap_or(u64::MAX);
+                self.bw_lo = Some(self.bw_latest.max(backed_off).min(self.btl_bw.get()));
+            }
+        }
+    }
+
+    fn set_pacing_rate(&mut self) {
+        let bw = self.bw();
+        if bw == 0 {
+            // No bandwidth sample yet: high gain over the window and smoothed RTT.
+            if let Some(srtt) = self.srtt {
+                let rate = u128::from(self.cwnd) * u128::from(HIGH_GAIN) * 1_000_000
+                    / srtt.as_nanos().max(1);
+                self.pacing_rate = Some(u64::try_from(rate).unwrap_or(u64::MAX));
+            }
+            return;
+        }
+        let rate = u128::from(bw)
+            * u128::from(self.pacing_gain)
+            * u128::from(UNIT - PACING_MARGIN_PERMILLE)
+            / u128::from(UNIT * UNIT);
+        let rate = u64::try_from(rate).unwrap_or(u64::MAX).max(1);
+        if self.filled_pipe || self.pacing_rate.is_none_or(|r| rate > r) {
+            self.pacing_rate = Some(rate);
+        }
+    }
+
+    fn set_cwnd(&mut self, bytes_acked: u64) {
+        let target = self.inflight(self.cwnd_gain);
+        if self.filled_pipe {
+            self.cwnd = (self.cwnd + bytes_acked).min(target);
+        } else if self.cwnd < target || self.delivered < self.initial_window() {
+            self.cwnd += bytes_acked;
+        }
+        self.cwnd = self.cwnd.max(self.min_pipe_cwnd());
+        if self.mode == Mode::ProbeRtt {
+            self.cwnd = self.cwnd.min(self.min_pipe_cwnd());
+        }
+    }
+}
+
+impl CongestionController for Bbr {
+    fn on_packet_sent(&mut self, ev: &SentEvent) {
+        // Restarting from idle: pace at the estimated rate rather than a stale high or low gain.
+        if ev.app_limited && ev.bytes_in_flight == ev.bytes {
+            self.idle_restart = true;
+            if self.mode == Mode::ProbeBw {
+                self.pacing_gain = UNIT;
+                self.set_pacing_rate();
+            }
+        }
+    }
+
+    fn on_packets_acked(&mut self, ev: &AckEvent<'_>) {
+        if ev.rtt.has_sample() {
+            self.srtt = Some(ev.rtt.smoothed());
+        }
+        let prior_in_flight = ev.bytes_in_flight + ev.bytes_acked;
+        let Some(rs) = ev.rate else {
+            // Without the delivery-rate estimator there is no model; hold the window.
+            return;
+        };
+        self.update_round(&rs);
+        self.round_delivered += ev.bytes_acked;
+        self.update_bw(&rs);
+        let expired = self.update_min_rtt(ev.now, ev.rtt_sample().or(Some(rs.rtt)));
+        self.update_cycle_phase(ev.now, prior_in_flight);
+        self.check_full_bw_reached(&rs);
+        self.check_drain(ev.now, ev.bytes_in_flight);
+        self.update_probe_rtt(ev.now, expired, ev.bytes_in_flight, rs.delivered);
+        self.set_pacing_rate();
+        self.set_cwnd(ev.bytes_acked);
+        self.loss_since_ack = false;
+    }
+
+    fn on_packets_lost(&mut self, ev: &LossEvent) {
+        self.loss_since_ack = true;
+        self.round_lost += ev.lost_bytes;
+        self.round_lost_packets += ev.lost_packets;
+        if ev.persistent {
+            self.cwnd = self.min_pipe_cwnd();
+            self.full_bw = 0;
+            self.full_bw_count = 0;
+        }
+        let was_filled = self.filled_pipe;
+        self.check_loss();
+        if self.filled_pipe && !was_filled {
+            self.check_drain(ev.now, ev.bytes_in_flight);
+        }
+        if self.bw() > 0 {
+            // Apply a new bound at once: the window shrinks to the new target.
+            self.set_pacing_rate();
+            if self.filled_pipe {
+                self.cwnd = self
+                    .cwnd
+                    .min(self.inflight(self.cwnd_gain))
+                    .max(self.min_pipe_cwnd());
+            }
+        }
+    }
+
+    fn window(&self) -> u64 {
+        self.cwnd
+    }
+
+    fn pacing_rate(&self) -> Option<u64> {
+        self.pacing_rate
+    }
+
+    fn set_max_datagram_size(&mut self, size: u64) {
+        self.max_datagram_size = size;
+        self.cwnd = self.cwnd.max(self.min_pipe_cwnd());
+    }
+
+    fn name(&self) -> &'static str {
+        "bbr"
+    }
+
+    fn state(&self) -> CongestionState {
+        CongestionState {
+            algorithm: self.name(),
+            phase: match self.mode {
+                Mode::Startup => Phase::Startup,
+                Mode::Drain => Phase::Drain,
+                Mode::ProbeBw => Phase::ProbeBw,
+                Mode::ProbeRtt => Phase::ProbeRtt,
+            },
+            window: self.cwnd,
+            ssthresh: None,
+            pacing_rate: self.pacing_rate,
+            bandwidth: Some(self.bw()).filter(|&b| b > 0),
+            min_rtt: self.min_rtt,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

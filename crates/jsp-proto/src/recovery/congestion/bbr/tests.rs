@@ -1,0 +1,254 @@
+//! BBR tests: direct checks of the state machine with synthetic rate samples, and runs over the
+//! bottleneck model of `congestion::model`.
+
+use core::time::Duration;
+
+use super::super::model::{Link, Model, MDS};
+use super::super::{AckEvent, CongestionControl, CongestionController, LossEvent, Phase};
+use super::{Bbr, BbrConfig, Mode};
+use crate::recovery::rate::RateSample;
+use crate::recovery::rtt::RttEstimator;
+use crate::time::Instant;
+
+fn ms(v: u64) -> Instant {
+    Instant::from_nanos(v * 1_000_000)
+}
+
+/// 20 Mbit/s, 50 ms: BDP 125 kB (about 104 packets).
+const RATE: u64 = 2_500_000;
+const RTT: Duration = Duration::from_millis(50);
+const BDP: u64 = 125_000;
+
+fn bbr() -> CongestionControl {
+    CongestionControl::Bbr(BbrConfig::default())
+}
+
+/// One ACK per round with the given delivery rate: the state machine's view of a round trip.
+fn round(c: &mut Bbr, rtt: &RttEstimator, now: Instant, delivered: &mut u64, rate: u64) {
+    let bytes = 10 * MDS;
+    let prior = *delivered;
+    *delivered += bytes;
+    c.on_packets_acked(&AckEvent {
+        now,
+        bytes_acked: bytes,
+        largest_acked_sent: now,
+        rtt,
+        rtt_updated: true,
+        rate: Some(RateSample {
+            delivery_rate: Some(rate),
+            delivered: bytes,
+            prior_delivered: prior,
+            total_delivered: *delivered,
+            interval: RTT,
+            is_app_limited: false,
+            rtt: RTT,
+        }),
+        bytes_in_flight: c.cwnd,
+    });
+}
+
+/// Startup ends after exactly 3 rounds without 25% bandwidth growth, then drains.
+#[test]
+fn startup_exits_after_three_flat_rounds() {
+    let mut c = Bbr::new(BbrConfig::default(), MDS, ms(0));
+    let mut rtt = RttEstimator::new(RTT);
+    rtt.update(RTT, Duration::ZERO);
+    let mut delivered = 0;
+    let rates = [
+        100_000, 200_000, 400_000, 800_000, 1_000_000, 1_100_000, 1_150_000,
+    ];
+    for (i, rate) in rates.into_iter().enumerate() {
+        round(&mut c, &rtt, ms(50 * i as u64), &mut delivered, rate);
+        assert_eq!(c.mode, Mode::Startup, "round {i}");
+    }
+    // 1.0 -> 1.1 -> 1.15 MB/s: two rounds under 25%; the third ends startup.
+    round(&mut c, &rtt, ms(400), &mut delivered, 1_200_000);
+    assert!(c.filled_pipe);
+    assert_eq!(c.mode, Mode::Drain);
+    assert_eq!(c.btl_bw.get(), 1_200_000);
+}
+
+/// Over a deep buffer (no loss), startup finds the link rate and leaves on the plateau within a
+/// dozen round trips, then drains the queue it built.
+#[test]
+fn startup_finds_the_bottleneck_on_a_link() {
+    let link = Link::new(RATE, RTT, 4 * BDP);
+    let mut m = Model::new(bbr(), link, 1);
+    let mut left = None;
+    let mut drained = None;
+    m.run_until(ms(3000), |m| {
+        let s = m.cc.state();
+        if left.is_none() && s.phase != Phase::Startup {
+            left = Some((m.now, s.bandwidth));
+        }
+        if drained.is_none() && s.phase == Phase::ProbeBw {
+            drained = Some(m.now);
+        }
+    });
+    let (when, bw) = left.expect("left startup");
+    assert_eq!(m.lost_packets, 0);
+    assert!(when < ms(12 * 50 + 300), "left startup at {when:?}");
+    let bw = bw.unwrap();
+    assert!(bw.abs_diff(RATE) * 10 < RATE, "bandwidth {bw}");
+    assert!(drained.unwrap() - when < Duration::from_millis(500));
+}
+
+/// In steady state the bandwidth estimate sits at the link rate and the pacing rate averages
+/// near it (the gain cycle averages to 1).
+#[test]
+fn pacing_rate_converges_to_the_bottleneck() {
+    let link = Link::new(RATE, RTT, BDP);
+    let mut m = Model::new(bbr(), link, 2);
+    m.run_until(ms(3000), |_| {});
+    m.mark();
+    let lost = m.lost_packets;
+    let (mut sum, mut n) = (0u128, 0u128);
+    m.run_until(ms(9000), |m| {
+        let s = m.cc.state();
+        assert_eq!(s.phase, Phase::ProbeBw);
+        let bw = s.bandwidth.unwrap();
+        assert!(bw.abs_diff(RATE) * 20 < RATE, "bandwidth {bw}");
+        let p = s.pacing_rate.unwrap();
+        assert!(p > RATE * 7 / 10 && p < RATE * 13 / 10, "pacing {p}");
+        sum += u128::from(p);
+        n += 1;
+    });
+    let mean = (sum / n) as u64;
+    assert!(mean.abs_diff(RATE) * 10 < RATE, "mean pacing {mean}");
+    assert!(m.utilisation() > 0.95, "{}", m.utilisation());
+    assert_eq!(
+        m.lost_packets, lost,
+        "in ProbeBW the 1-BDP buffer never overflows"
+    );
+    let min_rtt = m.cc.state().min_rtt.unwrap();
+    assert!(min_rtt >= RTT && min_rtt < RTT + Duration::from_millis(1));
+}
+
+/// Ten seconds without a lower RTT sample send BBR to ProbeRTT: four packets for at least
+/// 200 ms, then back to ProbeBW.
+#[test]
+fn probe_rtt_after_ten_seconds() {
+    let link = Link::new(RATE, RTT, BDP);
+    let mut m = Model::new(bbr(), link, 3);
+    let mut entered = None;
+    let mut left = None;
+    m.run_until(ms(13_000), |m| {
+        let s = m.cc.state();
+        if s.phase == Phase::ProbeRtt {
+            entered.get_or_insert(m.now);
+            assert!(s.window <= 4 * MDS, "window {}", s.window);
+        } else if entered.is_some() && left.is_none() {
+            left = Some((m.now, s.phase));
+        }
+    });
+    let entered = entered.expect("entered ProbeRTT");
+    assert!(
+        entered >= ms(10_000) && entered < ms(10_500),
+        "entered at {entered:?}"
+    );
+    let (at, phase) = left.expect("left ProbeRTT");
+    assert_eq!(phase, Phase::ProbeBw);
+    let stay = at - entered;
+    assert!(
+        stay >= Duration::from_millis(200) && stay < Duration::from_millis(400),
+        "{stay:?}"
+    );
+    // Only one visit in the 13 s, and the link recovers afterwards.
+    m.mark();
+    m.run_until(ms(16_000), |m| {
+        assert_ne!(m.cc.state().phase, Phase::ProbeRtt)
+    });
+    assert!(m.utilisation() > 0.9, "{}", m.utilisation());
+}
+
+/// With 1% random loss the bandwidth estimate stays within 80% of the link and the link stays
+/// busy (the loss response does not mistake random loss for congestion).
+#[test]
+fn one_percent_random_loss_keeps_utilisation() {
+    for seed in 1..=3 {
+        let mut link = Link::new(RATE, RTT, BDP);
+        link.loss_ppm = 10_000;
+        let mut m = Model::new(bbr(), link, seed);
+        m.run_until(ms(2000), |_| {});
+        m.mark();
+        let mut min_bw = u64::MAX;
+        m.run_until(ms(20_000), |m| {
+            if let Some(bw) = m.cc.state().bandwidth {
+                min_bw = min_bw.min(bw);
+            }
+        });
+        assert!(
+            min_bw * 10 >= RATE * 8,
+            "seed {seed}: bandwidth fell to {min_bw}"
+        );
+        let util = m.utilisation();
+        assert!(util >= 0.8, "seed {seed}: utilisation {util}");
+        let loss = m.lost_packets as f64 / m.sent_packets as f64;
+        assert!((0.005..0.02).contains(&loss), "seed {seed}: loss {loss}");
+    }
+}
+
+/// Runs a flow, quarters the link rate at 5 s, and returns (packets lost in the 3 s after the
+/// drop, utilisation of the new rate over 6-8 s).
+fn bandwidth_drop(config: BbrConfig) -> (u64, f64) {
+    let link = Link::new(RATE, RTT, BDP);
+    let mut m = Model::new(CongestionControl::Bbr(config), link, 4);
+    m.run_until(ms(5000), |_| {});
+    m.link.rate = RATE / 4;
+    let lost_before = m.lost_packets;
+    m.run_until(ms(6000), |_| {});
+    m.mark();
+    m.run_until(ms(8000), |_| {});
+    (m.lost_packets - lost_before, m.utilisation())
+}
+
+/// A sudden drop of the bottleneck rate to a quarter: BBRv1 keeps sending at the old rate until
+/// its 10-round window forgets it (a loss storm); the loss response cuts the rate within a round
+/// or two.
+#[test]
+fn bandwidth_drop_does_not_cause_a_loss_storm() {
+    let (v1_lost, _) = bandwidth_drop(BbrConfig {
+        loss_response: false,
+    });
+    let (lost, util) = bandwidth_drop(BbrConfig::default());
+    // 3 s at the new rate carry about 1560 packets.
+    assert!(
+        lost * 4 < v1_lost,
+        "lost {lost} with the loss response, {v1_lost} without"
+    );
+    assert!(lost < 200, "lost {lost}");
+    assert!(util > 0.85, "utilisation {util}");
+}
+
+/// A shallow buffer: startup's overshoot loses more than 2% of a round and ends startup.
+#[test]
+fn excessive_loss_ends_startup() {
+    let link = Link::new(RATE, RTT, BDP / 10);
+    let mut m = Model::new(bbr(), link, 5);
+    let mut left = None;
+    m.run_until(ms(3000), |m| {
+        if left.is_none() && m.cc.state().phase != Phase::Startup {
+            left = Some(m.lost_packets);
+        }
+    });
+    assert!(left.expect("left startup") >= 6);
+    m.mark();
+    m.run_until(ms(10_000), |_| {});
+    assert!(m.utilisation() > 0.8, "{}", m.utilisation());
+}
+
+/// Persistent congestion drops the window to 4 packets; the model survives.
+#[test]
+fn persistent_congestion_floor() {
+    let mut c = Bbr::new(BbrConfig::default(), MDS, ms(0));
+    c.on_packets_lost(&LossEvent {
+        now: ms(1000),
+        largest_lost_sent: ms(900),
+        lost_bytes: 10 * MDS,
+        lost_packets: 10,
+        persistent: true,
+        bytes_in_flight: 0,
+    });
+    assert_eq!(c.window(), 4 * MDS);
+    assert_eq!(c.state().phase, Phase::Startup);
+}

@@ -1,0 +1,290 @@
+//! Test-only model of one bulk flow over a bottleneck link, driving a controller the way the
+//! connection does: delivery-rate estimator, RTT estimator, pacer, one ACK event per arrival
+//! instant, packet-threshold loss detection. The link is a FIFO served at `rate` bytes/s with a
+//! tail-drop buffer, a fixed two-way propagation delay and optional random loss after the
+//! bottleneck. Deterministic: the only randomness is a seeded xorshift.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, VecDeque};
+
+use core::time::Duration;
+
+use super::{AckEvent, CongestionControl, CongestionController, LossEvent, SentEvent};
+use crate::recovery::pacer::Pacer;
+use crate::recovery::rate::{DeliveryRateEstimator, PacketRateState};
+use crate::recovery::rtt::RttEstimator;
+use crate::time::Instant;
+
+/// Datagram size used by the model.
+pub const MDS: u64 = 1200;
+
+/// The bottleneck.
+#[derive(Clone, Debug)]
+pub struct Link {
+    /// Service rate in bytes per second.
+    pub rate: u64,
+    /// Two-way propagation delay (the minimum RTT, plus one packet's serialisation).
+    pub rtt: Duration,
+    /// Buffer in bytes (tail drop beyond it).
+    pub buffer: u64,
+    /// Probability of random loss after the bottleneck, in 1/1,000,000.
+    pub loss_ppm: u64,
+}
+
+impl Link {
+    /// A lossless link.
+    pub fn new(rate: u64, rtt: Duration, buffer: u64) -> Self {
+        Self {
+            rate,
+            rtt,
+            buffer,
+            loss_ppm: 0,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Ev {
+    /// The head of the bottleneck queue finished serialising.
+    Depart,
+    /// The ACK for a packet arrives.
+    Ack(u64),
+    /// A dropped packet is detected lost (when three later packets would be acknowledged).
+    Lost(u64),
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Pkt {
+    sent: Instant,
+    rate: PacketRateState,
+}
+
+/// One flow over one [`Link`].
+#[derive(Debug)]
+pub struct Model {
+    /// The controller under test.
+    pub cc: Box<dyn CongestionController>,
+    /// The link (its fields may be changed between runs: rate, loss).
+    pub link: Link,
+    /// The model's clock.
+    pub now: Instant,
+    /// Bytes acknowledged.
+    pub delivered: u64,
+    /// Packets sent.
+    pub sent_packets: u64,
+    /// Packets declared lost.
+    pub lost_packets: u64,
+    rate_est: DeliveryRateEstimator,
+    rtt: RttEstimator,
+    pacer: Pacer,
+    in_flight: BTreeMap<u64, Pkt>,
+    bytes_in_flight: u64,
+    next_pn: u64,
+    queue: VecDeque<u64>,
+    queued_bytes: u64,
+    events: BinaryHeap<Reverse<(Instant, u64, Ev)>>,
+    seq: u64,
+    rng: u64,
+    delivered_at_mark: (Instant, u64),
+}
+
+impl Model {
+    /// A flow starting at time zero with `cc`, over `link`, with loss seeded by `seed`.
+    pub fn new(cc: CongestionControl, link: Link, seed: u64) -> Self {
+        let now = Instant::ZERO;
+        Self {
+            cc: cc.build(MDS, now),
+            link,
+            now,
+            delivered: 0,
+            sent_packets: 0,
+            lost_packets: 0,
+            rate_est: DeliveryRateEstimator::new(),
+            rtt: RttEstimator::new(Duration::from_millis(333)),
+            pacer: Pacer::new(MDS),
+            in_flight: BTreeMap::new(),
+            bytes_in_flight: 0,
+            next_pn: 0,
+            queue: VecDeque::new(),
+            queued_bytes: 0,
+            events: BinaryHeap::new(),
+            seq: 0,
+            rng: seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1,
+            delivered_at_mark: (now, 0),
+        }
+    }
+
+    /// Fraction of the link's capacity delivered since the last [`Self::mark`] (or the start).
+    pub fn utilisation(&self) -> f64 {
+        let (t0, d0) = self.delivered_at_mark;
+        let secs = (self.now - t0).as_secs_f64();
+        (self.delivered - d0) as f64 / (self.link.rate as f64 * secs)
+    }
+
+    /// Starts a new utilisation measurement.
+    pub fn mark(&mut self) {
+        self.delivered_at_mark = (self.now, self.delivered);
+    }
+
+    fn schedule(&mut self, at: Instant, ev: Ev) {
+        self.seq += 1;
+        self.events.push(Reverse((at, self.seq, ev)));
+    }
+
+    fn random_loss(&mut self) -> bool {
+        if self.link.loss_ppm == 0 {
+            return false;
+        }
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        self.rng % 1_000_000 < self.link.loss_ppm
+    }
+
+    fn serialisation(&self, bytes: u64) -> Duration {
+        Duration::from_nanos(bytes * 1_000_000_000 / self.link.rate)
+    }
+
+    /// Sends while the window and the pacer allow; returns when the pacer next allows a send.
+    fn send_what_we_can(&mut self) -> Option<Instant> {
+        loop {
+            if self.bytes_in_flight + MDS > self.cc.window() {
+                return None;
+            }
+            self.pacer.update(
+                self.now,
+                self.cc.pacing_rate(),
+                self.cc.window(),
+                self.rtt.smoothed(),
+            );
+            if let Some(at) = self.pacer.delay_until(self.now, MDS) {
+                return Some(at);
+            }
+            let pn = self.next_pn;
+            self.next_pn += 1;
+            let rate = self.rate_est.on_packet_sent(self.now, self.bytes_in_flight);
+            self.bytes_in_flight += MDS;
+            self.in_flight.insert(
+                pn,
+                Pkt {
+                    sent: self.now,
+                    rate,
+                },
+            );
+            self.sent_packets += 1;
+            self.pacer.on_sent(self.now, MDS);
+            self.cc.on_packet_sent(&SentEvent {
+                now: self.now,
+                bytes: MDS,
+                bytes_in_flight: self.bytes_in_flight,
+                app_limited: rate.is_app_limited,
+            });
+            // The packet reaches the bottleneck at once.
+            if self.queued_bytes + MDS > self.link.buffer {
+                let wait = self.serialisation(self.queued_bytes + MDS) + self.link.rtt;
+                let ser = self.serialisation(3 * MDS);
+                self.schedule(self.now + wait + ser, Ev::Lost(pn));
+            } else {
+                if self.queue.is_empty() {
+                    let ser = self.serialisation(MDS);
+                    self.schedule(self.now + ser, Ev::Depart);
+                }
+                self.queue.push_back(pn);
+                self.queued_bytes += MDS;
+            }
+        }
+    }
+
+    /// Runs the model until `end`, calling `observe` after each batch of events.
+    pub fn run_until(&mut self, end: Instant, mut observe: impl FnMut(&Self)) {
+        loop {
+            let next_send = self.send_what_we_can();
+            let next_ev = self.events.peek().map(|Reverse((t, _, _))| *t);
+            let next = match (next_send, next_ev) {
+                (Some(a), Some(b)) => a.min(b),
+                (a, b) => a.or(b).unwrap_or(end),
+            };
+            if next > end {
+                self.now = end;
+                return;
+            }
+            self.now = next;
+            self.process_events();
+            observe(self);
+        }
+    }
+
+    fn process_events(&mut self) {
+        let now = self.now;
+        let mut acked_bytes = 0;
+        let mut largest_acked: Option<(u64, Instant)> = None;
+        let mut lost = 0u64;
+        let mut largest_lost_sent = None;
+        while let Some(Reverse((t, _, ev))) = self.events.peek().copied() {
+            if t > now {
+                break;
+            }
+            self.events.pop();
+            match ev {
+                Ev::Depart => {
+                    if let Some(pn) = self.queue.pop_front() {
+                        self.queued_bytes -= MDS;
+                        if self.random_loss() {
+                            let ser = self.serialisation(3 * MDS);
+                            self.schedule(now + self.link.rtt + ser, Ev::Lost(pn));
+                        } else {
+                            self.schedule(now + self.link.rtt, Ev::Ack(pn));
+                        }
+                    }
+                    if !self.queue.is_empty() {
+                        let ser = self.serialisation(MDS);
+                        self.schedule(now + ser, Ev::Depart);
+                    }
+                }
+                Ev::Ack(pn) => {
+                    if let Some(p) = self.in_flight.remove(&pn) {
+                        self.bytes_in_flight -= MDS;
+                        acked_bytes += MDS;
+                        self.rate_est.on_packet_acked(now, &p.rate, MDS);
+                        if largest_acked.is_none_or(|(l, _)| pn > l) {
+                            largest_acked = Some((pn, p.sent));
+                        }
+                    }
+                }
+                Ev::Lost(pn) => {
+                    if let Some(p) = self.in_flight.remove(&pn) {
+                        self.bytes_in_flight -= MDS;
+                        lost += 1;
+                        largest_lost_sent =
+                            Some(largest_lost_sent.map_or(p.sent, |s: Instant| s.max(p.sent)));
+                    }
+                }
+            }
+        }
+        if let Some((_, sent)) = largest_acked {
+            self.rtt.update(now - sent, Duration::ZERO);
+            self.delivered += acked_bytes;
+            let rate = self.rate_est.generate_rate_sample(self.rtt.min());
+            self.cc.on_packets_acked(&AckEvent {
+                now,
+                bytes_acked: acked_bytes,
+                largest_acked_sent: sent,
+                rtt: &self.rtt,
+                rtt_updated: true,
+                rate,
+                bytes_in_flight: self.bytes_in_flight,
+            });
+        }
+        if let Some(s) = largest_lost_sent {
+            self.lost_packets += lost;
+            self.cc.on_packets_lost(&LossEvent {
+                now,
+                largest_lost_sent: s,
+                lost_bytes: lost * MDS,
+                lost_packets: lost,
+                persistent: false,
+                bytes_in_flight: self.bytes_in_flight,
+            });
+        }
+    }
+}
