@@ -9,6 +9,7 @@ use std::sync::Arc;
 use crate::crypto::CipherSuite;
 use crate::error::ConfigError;
 use crate::identity::{Certificate, Fingerprint, Identity, PublicKey};
+use crate::recovery::congestion::CongestionControl;
 use crate::VERSION_1;
 
 /// Transport settings used by both clients and servers.
@@ -45,6 +46,8 @@ pub struct TransportConfig {
     pub initial_max_stream_data: u64,
     /// Concurrent streams of each direction the peer may open.
     pub max_streams: u64,
+    /// The congestion controller (CUBIC with HyStart++ by default; NewReno; BBR).
+    pub congestion_control: CongestionControl,
     /// Largest per-stream receive window flow-control autotuning may grow to.
     pub max_stream_window: u64,
     /// Largest connection receive window flow-control autotuning may grow to.
@@ -77,6 +80,7 @@ impl Default for TransportConfig {
             initial_max_data: 1 << 20,
             initial_max_stream_data: 256 << 10,
             max_streams: 100,
+            congestion_control: CongestionControl::default(),
             max_stream_window: 16 << 20,
             max_connection_window: 24 << 20,
             send_buffer: 16 << 20,

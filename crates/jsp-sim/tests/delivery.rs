@@ -131,6 +131,27 @@ fn run(seed: u64) {
             break;
         }
     }
+    if !done.iter().all(|d| *d) {
+        let now = p.sim.now();
+        match p.client_conn() {
+            Some(c) => eprintln!(
+                "client: {c:?} err {:?} stats {:?} timeout {:?} now {now:?}",
+                c.error(),
+                c.stats(),
+                c.poll_timeout()
+            ),
+            None => eprintln!("client: gone"),
+        }
+        match p.server_conn() {
+            Some(c) => eprintln!(
+                "server: {c:?} err {:?} stats {:?} timeout {:?}",
+                c.error(),
+                c.stats(),
+                c.poll_timeout()
+            ),
+            None => eprintln!("server: gone"),
+        }
+    }
     for (i, data) in payloads.iter().enumerate() {
         assert!(
             done[i],

@@ -32,7 +32,10 @@ use crate::handshake::server::ServerHandshake;
 use crate::handshake::ticket::{SessionTicket, SharedResumption, TicketState};
 use crate::handshake::{self, KeyChange, Negotiated, Output, PeerIdentity, Space};
 use crate::identity::Identity;
-use crate::recovery::congestion::{CongestionController, NewReno};
+use crate::recovery::congestion::{CongestionController, LossEvent};
+use crate::recovery::mtu::MtuDiscovery;
+use crate::recovery::pacer::Pacer;
+use crate::recovery::rate::DeliveryRateEstimator;
 use crate::recovery::sent::LossDetection;
 use crate::recovery::{ReceivedPackets, RttEstimator};
 use crate::time::{Instant, UnixTime};
@@ -153,6 +156,12 @@ pub struct ConnectionStats {
     pub key_updates: u64,
     /// Queued datagrams dropped in favour of newer ones.
     pub datagrams_dropped: u64,
+    /// Current path MTU (UDP payload bytes).
+    pub mtu: usize,
+    /// Bytes sent and neither acknowledged nor declared lost.
+    pub bytes_in_flight: u64,
+    /// Congestion controller name ("cubic", "bbr", "newreno").
+    pub congestion: &'static str,
     /// Smoothed RTT.
     pub rtt: Duration,
     /// Congestion window in bytes.
@@ -238,6 +247,13 @@ pub struct Connection {
     rtt: RttEstimator,
     pto_count: u32,
     cc: Box<dyn CongestionController>,
+    rate: DeliveryRateEstimator,
+    pacer: Pacer,
+    /// When the pacer allows the next packet, if it is holding data back.
+    pacing_deadline: Option<Instant>,
+    mtud: MtuDiscovery,
+    /// Set while a path MTU probe (PING + PADDING) is being built.
+    building_probe: bool,
     streams: Streams,
     datagrams_in: VecDeque<Vec<u8>>,
     datagrams_out: VecDeque<Vec<u8>>,
@@ -340,7 +356,12 @@ impl Connection {
         );
         Ok(Self {
             side,
-            cc: Box::new(NewReno::new(mtu as u64)),
+            cc: transport.congestion_control.build(mtu as u64, now),
+            rate: DeliveryRateEstimator::new(),
+            pacer: Pacer::new(mtu as u64),
+            pacing_deadline: None,
+            mtud: MtuDiscovery::new(transport.initial_mtu, transport.max_udp_payload_size),
+            building_probe: false,
             rtt: RttEstimator::new(transport.initial_rtt),
             handshake_deadline: now + transport.handshake_timeout,
             transport,
@@ -563,6 +584,9 @@ impl Connection {
         let mut s = self.stats.clone();
         s.rtt = self.rtt.smoothed();
         s.cwnd = self.cc.window();
+        s.bytes_in_flight = self.spaces.iter().map(|x| x.loss.bytes_in_flight()).sum();
+        s.mtu = self.mtu;
+        s.congestion = self.cc.name();
         s
     }
 
@@ -934,6 +958,7 @@ impl Connection {
         if let Some(token) = p.stateless_reset_token {
             self.cids.set_initial_remote_token(token);
         }
+        self.mtud.on_peer_max(p.max_udp_payload_size);
         let local = self.transport.idle_timeout;
         let peer = Duration::from_millis(p.max_idle_timeout);
         self.idle_timeout = match (local.is_zero(), peer.is_zero()) {
@@ -1300,6 +1325,9 @@ impl Connection {
         }
         consider(self.app.as_ref().and_then(AppKeys::discard_deadline));
         consider(self.streams.next_deadline());
+        if self.streams.has_pending() || !self.datagrams_out.is_empty() {
+            consider(self.pacing_deadline);
+        }
         consider(self.path.challenge.map(|(_, d)| d));
         t
     }
@@ -1376,6 +1404,9 @@ impl Connection {
         }
         // Probe timeout.
         self.pto_count += 1;
+        if self.handshake_confirmed {
+            self.mtud.on_pto();
+        }
         let space = space.unwrap_or(Space::Initial);
         let sp = &mut self.spaces[space as usize];
         sp.probes = 2;
@@ -1385,11 +1416,26 @@ impl Connection {
 
     fn detect_lost(&mut self, space: Space, now: Instant) {
         let mut lost = Vec::new();
-        let mut largest_lost_sent = None;
+        let mut largest_lost_sent: Option<Instant> = None;
+        let mut earliest_lost_sent: Option<Instant> = None;
+        let (mut lost_bytes, mut lost_packets) = (0u64, 0u64);
+        let (mut min_pn, mut max_pn, mut count) = (u64::MAX, 0u64, 0u64);
         let sp = &mut self.spaces[space as usize];
-        sp.loss.detect_lost(now, &self.rtt, |_, p| {
-            largest_lost_sent =
-                Some(largest_lost_sent.map_or(p.time_sent, |t: Instant| t.max(p.time_sent)));
+        let mtud = &mut self.mtud;
+        sp.loss.detect_lost(now, &self.rtt, |pn, p| {
+            min_pn = min_pn.min(pn);
+            max_pn = max_pn.max(pn);
+            count += 1;
+            // A lost MTU probe says the path is smaller, not that it is congested.
+            let probe = space == Space::Data && mtud.on_lost(pn, p.size);
+            if p.in_flight && !probe {
+                largest_lost_sent =
+                    Some(largest_lost_sent.map_or(p.time_sent, |t| t.max(p.time_sent)));
+                earliest_lost_sent =
+                    Some(earliest_lost_sent.map_or(p.time_sent, |t| t.min(p.time_sent)));
+                lost_bytes += u64::from(p.size);
+                lost_packets += 1;
+            }
             lost.push(p.frames);
         });
         if lost.is_empty() {
@@ -1399,8 +1445,22 @@ impl Connection {
         for frames in lost {
             self.on_frames_lost(space, frames);
         }
-        if let Some(t) = largest_lost_sent {
-            self.cc.on_congestion_event(now, t, false);
+        if let (Some(largest), Some(earliest)) = (largest_lost_sent, earliest_lost_sent) {
+            // RFC 9002 §7.6: persistent congestion when every packet over more than 3 PTOs
+            // (without backoff) was lost: the lost run is contiguous (nothing in between was
+            // acknowledged) and spans that long.
+            let pc = (self.rtt.pto_base() + self.transport.max_ack_delay) * 3;
+            let contiguous = max_pn - min_pn + 1 == count;
+            let persistent = self.rtt.has_sample() && contiguous && largest - earliest > pc;
+            let ev = LossEvent {
+                now,
+                largest_lost_sent: largest,
+                lost_bytes,
+                lost_packets,
+                persistent,
+                bytes_in_flight: self.spaces.iter().map(|s| s.loss.bytes_in_flight()).sum(),
+            };
+            self.cc.on_packets_lost(&ev);
         }
     }
 
@@ -1458,9 +1518,16 @@ impl Connection {
         self.path.challenge = Some((data, deadline));
         self.path.challenge_pending = true;
         if ip_changed {
-            // A different network: the old path's RTT and capacity say nothing about it.
+            // A different network: the old path's RTT, capacity and MTU say nothing about it.
             self.rtt = RttEstimator::new(self.transport.initial_rtt);
-            self.cc = Box::new(NewReno::new(self.mtu as u64));
+            self.mtud.reset();
+            self.mtu = usize::from(self.mtud.current());
+            self.cc = self
+                .transport
+                .congestion_control
+                .build(self.mtu as u64, now);
+            self.pacer = Pacer::new(self.mtu as u64);
+            self.rate = DeliveryRateEstimator::new();
         }
         tracing::debug!(side = ?self.side, cid = ?self.local_cid, %new, "peer address changed, validating path");
     }

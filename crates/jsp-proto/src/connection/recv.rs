@@ -542,8 +542,10 @@ impl Connection {
             self.protocol_violation(now, ErrorCode::PROTOCOL_ERROR, "ACK of an unsent packet");
             return;
         }
+        let mut rtt_updated = false;
         if summary.any_eliciting_acked {
             if let Some(sent) = summary.largest_acked_time_sent {
+                rtt_updated = true;
                 let delay = core::time::Duration::from_micros(ack_delay_raw.saturating_mul(8))
                     .min(self.transport.max_ack_delay);
                 let delay = if space == Space::Data {
@@ -554,10 +556,17 @@ impl Connection {
                 self.rtt.update(now.saturating_duration_since(sent), delay);
             }
         }
+        let mut bytes_acked = 0u64;
+        let mut largest_acked_sent: Option<Instant> = None;
         for (pn, p) in acked {
             if p.in_flight {
-                self.cc
-                    .on_ack(now, p.time_sent, u64::from(p.size), self.rtt.smoothed());
+                self.rate.on_packet_acked(now, &p.rate, u64::from(p.size));
+                bytes_acked += u64::from(p.size);
+                largest_acked_sent =
+                    Some(largest_acked_sent.map_or(p.time_sent, |t| t.max(p.time_sent)));
+            }
+            if space == Space::Data {
+                self.mtud.on_acked(pn, p.size);
             }
             let f = p.frames;
             if let Some(r) = f.crypto {
@@ -577,6 +586,24 @@ impl Connection {
                     app.on_acked(pn);
                 }
             }
+        }
+        if let (true, Some(largest_sent)) = (bytes_acked > 0, largest_acked_sent) {
+            let min_rtt = if self.rtt.has_sample() {
+                self.rtt.min()
+            } else {
+                core::time::Duration::ZERO
+            };
+            let rate = self.rate.generate_rate_sample(min_rtt);
+            let ev = crate::recovery::congestion::AckEvent {
+                now,
+                bytes_acked,
+                largest_acked_sent: largest_sent,
+                rtt: &self.rtt,
+                rtt_updated,
+                rate,
+                bytes_in_flight: self.spaces.iter().map(|s| s.loss.bytes_in_flight()).sum(),
+            };
+            self.cc.on_packets_acked(&ev);
         }
         self.pto_count = 0;
         self.detect_lost(space, now);

@@ -56,6 +56,11 @@ impl Connection {
         }
         self.now_hint = self.now_hint.max(now);
         self.streams.expire(now);
+        self.pacing_deadline = None;
+        self.sync_mtu();
+        if let Some(t) = self.try_mtu_probe(now, buf) {
+            return Some(t);
+        }
         self.maybe_update_keys(now);
         let budget = self.amplification_budget();
         let mut max = self.mtu.min(usize::try_from(budget).unwrap_or(usize::MAX));
@@ -98,6 +103,7 @@ impl Connection {
             max = max.min(self.mtu);
         }
         if buf.is_empty() {
+            self.note_app_limited();
             return None;
         }
         let _ = ack_eliciting_sent;
@@ -113,6 +119,57 @@ impl Connection {
             destination: self.remote,
             size: buf.len(),
         })
+    }
+
+    /// Adopts the size path MTU discovery settled on.
+    fn sync_mtu(&mut self) {
+        let current = usize::from(self.mtud.current());
+        if current != self.mtu {
+            self.mtu = current;
+            self.cc.set_max_datagram_size(current as u64);
+            self.pacer.set_max_datagram_size(current as u64);
+        }
+    }
+
+    /// Sends a path MTU probe (a lone 1-RTT packet of PING + PADDING) if one is due.
+    fn try_mtu_probe(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<Transmit> {
+        if !self.handshake_confirmed || self.state != State::Established || self.app.is_none() {
+            return None;
+        }
+        let room = self.cc.window().saturating_sub(self.bytes_in_flight());
+        let size = self.mtud.poll_probe(now)?;
+        if room < u64::from(size) {
+            return None;
+        }
+        let pn = self.spaces[Space::Data as usize].next_pn;
+        self.building_probe = true;
+        let built = self.write_packet(
+            now,
+            Level::OneRtt,
+            buf,
+            usize::from(size),
+            Some(usize::from(size)),
+        );
+        self.building_probe = false;
+        built?;
+        self.mtud.on_probe_sent(pn, buf.len() as u16);
+        self.stats.datagrams_sent += 1;
+        self.stats.bytes_sent += buf.len() as u64;
+        Some(Transmit {
+            destination: self.remote,
+            size: buf.len(),
+        })
+    }
+
+    /// Tells the rate estimator the sender ran out of data (not out of window).
+    fn note_app_limited(&mut self) {
+        if self.state != State::Established {
+            return;
+        }
+        let in_flight = self.bytes_in_flight();
+        if self.cc.window() >= in_flight + self.mtu as u64 {
+            self.rate.on_app_limited(in_flight);
+        }
     }
 
     fn maybe_update_keys(&mut self, now: Instant) {
@@ -180,8 +237,20 @@ impl Connection {
         let ack_due = self.ack_due(space, now);
         let in_flight = self.bytes_in_flight();
         let cwnd_room = self.cc.window().saturating_sub(in_flight);
-        let probing = self.spaces[si].probes > 0;
-        let can_elicit = probing || cwnd_room >= MIN_PACKET_ROOM as u64 || closing;
+        let probing = self.spaces[si].probes > 0 || self.building_probe;
+        let mut can_elicit = probing || cwnd_room >= MIN_PACKET_ROOM as u64 || closing;
+        if can_elicit && !probing && !closing && level == Level::OneRtt {
+            self.pacer.update(
+                now,
+                self.cc.pacing_rate(),
+                self.cc.window(),
+                self.rtt.smoothed(),
+            );
+            if let Some(t) = self.pacer.delay_until(now, self.mtu as u64) {
+                can_elicit = false;
+                self.pacing_deadline = Some(t);
+            }
+        }
         let has_data = !closing && can_elicit && self.has_eliciting(level);
         if !(ack_due || has_data || closing) {
             return None;
@@ -262,7 +331,11 @@ impl Connection {
                     }
                 }
             }
-            if can_elicit {
+            if self.building_probe {
+                frame::encode_ping(buf);
+                sent.ping = true;
+                eliciting = true;
+            } else if can_elicit {
                 eliciting |= self.write_eliciting(level, buf, limit, &mut sent);
             }
             if self.spaces[si].probes > 0 {
@@ -309,19 +382,32 @@ impl Connection {
                 app.on_sent(pn);
             }
         }
-        let in_flight = eliciting || sent.ack_largest.is_none();
+        let before = self.bytes_in_flight();
+        let rate = if eliciting {
+            self.rate.on_packet_sent(now, before)
+        } else {
+            Default::default()
+        };
         self.spaces[si].loss.on_sent(
             pn,
             SentPacket {
                 time_sent: now,
                 size: u16::try_from(size).unwrap_or(u16::MAX),
                 ack_eliciting: eliciting,
-                in_flight: eliciting && in_flight,
+                in_flight: eliciting,
                 frames: sent,
+                rate,
             },
         );
         if eliciting {
-            self.cc.on_sent(now, size as u64);
+            self.pacer.on_sent(now, size as u64);
+            self.cc
+                .on_packet_sent(&crate::recovery::congestion::SentEvent {
+                    now,
+                    bytes: size as u64,
+                    bytes_in_flight: before + size as u64,
+                    app_limited: rate.is_app_limited,
+                });
             self.last_eliciting_sent = now;
         }
         Some(eliciting)
@@ -509,7 +595,7 @@ impl Connection {
             // Stream data.
             loop {
                 let room = limit.saturating_sub(buf.len());
-                if room < 24 {
+                if room < 32 {
                     break;
                 }
                 let Some(chunk) = self.streams.next_chunk(room - 24) else {

@@ -469,6 +469,9 @@ impl Streams {
 
     /// Takes the next chunk to send, of at most `max_len` bytes of data, respecting flow control.
     pub fn next_chunk(&mut self, max_len: usize) -> Option<StreamChunk> {
+        if max_len == 0 {
+            return None; // no room in this packet: the stream stays scheduled
+        }
         loop {
             let id = self.sched.next()?;
             let conn_credit = self.peer_max_data.saturating_sub(self.data_sent);

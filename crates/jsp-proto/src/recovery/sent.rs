@@ -25,6 +25,8 @@ pub struct SentPacket<F> {
     pub in_flight: bool,
     /// What to re-send if it is lost, and what to release when it is acknowledged.
     pub frames: F,
+    /// Delivery-rate state at send time (in-flight packets only).
+    pub rate: super::rate::PacketRateState,
 }
 
 /// What an ACK frame changed.
@@ -234,6 +236,7 @@ mod tests {
             ack_eliciting: true,
             in_flight: true,
             frames: t as u32,
+            rate: Default::default(),
         }
     }
 

@@ -267,3 +267,13 @@ fn many_streams_open_and_close_without_leaking() {
     assert_eq!(s.live(), 0);
     assert_eq!(c.buffered_send_bytes(), 0);
 }
+
+#[test]
+fn a_full_packet_does_not_unschedule_a_stream() {
+    let (mut c, _) = pair();
+    let id = c.open(Dir::Uni, T0).unwrap();
+    c.write(id, b"data", false, None).unwrap();
+    assert!(c.next_chunk(0).is_none());
+    assert!(c.has_pending(), "no room is not the same as blocked");
+    assert_eq!(c.next_chunk(100).map(|ch| ch.data), Some(b"data".to_vec()));
+}

@@ -215,52 +215,6 @@ fn window_pacing_rate(window: u64, srtt: Option<Duration>, slow_start: bool) -> 
     Some(u64::try_from(r).unwrap_or(u64::MAX))
 }
 
-/// Transitional per-packet API, kept so the connection builds until it is wired to the per-frame
-/// events above. Remove this block once `connection/` calls `on_packet_sent`,
-/// `on_packets_acked` and `on_packets_lost`.
-impl dyn CongestionController {
-    /// Transitional: a packet of `bytes` was sent (bytes in flight unknown).
-    pub fn on_sent(&mut self, now: Instant, bytes: u64) {
-        self.on_packet_sent(&SentEvent {
-            now,
-            bytes,
-            bytes_in_flight: u64::MAX,
-            app_limited: false,
-        });
-    }
-
-    /// Transitional: one packet sent at `sent_time` was acknowledged.
-    pub fn on_ack(&mut self, now: Instant, sent_time: Instant, bytes: u64, smoothed_rtt: Duration) {
-        let rtt = RttEstimator::new(smoothed_rtt);
-        self.on_packets_acked(&AckEvent {
-            now,
-            bytes_acked: bytes,
-            largest_acked_sent: sent_time,
-            rtt: &rtt,
-            rtt_updated: false,
-            rate: None,
-            bytes_in_flight: 0,
-        });
-    }
-
-    /// Transitional: packets were lost, the newest sent at `largest_lost_sent`.
-    pub fn on_congestion_event(
-        &mut self,
-        now: Instant,
-        largest_lost_sent: Instant,
-        persistent: bool,
-    ) {
-        self.on_packets_lost(&LossEvent {
-            now,
-            largest_lost_sent,
-            lost_bytes: 0,
-            lost_packets: 0,
-            persistent,
-            bytes_in_flight: 0,
-        });
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -283,16 +237,5 @@ mod tests {
             CongestionControl::default(),
             CongestionControl::Cubic(CubicConfig::default())
         );
-    }
-
-    #[test]
-    fn transitional_api_drives_new_reno() {
-        let mut c: Box<dyn CongestionController> = Box::new(NewReno::new(1200));
-        let t = |ms: u64| Instant::from_nanos(ms * 1_000_000);
-        c.on_sent(t(0), 1200);
-        c.on_ack(t(10), t(0), 1200, Duration::from_millis(10));
-        assert_eq!(c.window(), 11 * 1200);
-        c.on_congestion_event(t(20), t(15), false);
-        assert_eq!(c.window(), 11 * 600);
     }
 }
