@@ -1,0 +1,168 @@
+//! Congestion control, pacing and path MTU discovery in the simulator (PROTOCOL.md §15): a bulk
+//! flow fills a 100 Mbit/s, 20 ms path; two flows share it fairly; a sudden bandwidth drop does
+//! not cause a loss storm; BBR keeps its rate under random loss; the path MTU is found and a
+//! black hole is survived.
+
+#![allow(clippy::expect_used, clippy::unwrap_used)] // test code: a failed expectation is a test failure
+
+mod common_bulk;
+
+use std::sync::Arc;
+
+use core::time::Duration;
+
+use common_bulk::{bottleneck, configs, mbps, Bulk};
+use jsp_proto::recovery::congestion::{BbrConfig, CongestionControl};
+use jsp_proto::ConnectionHandle;
+use jsp_sim::engine::{EndpointNode, Pair};
+use jsp_sim::{LinkConfig, LossModel};
+
+fn connected(seed: u64, link: LinkConfig, cc: CongestionControl) -> Pair {
+    let (s, c) = configs(seed, |t| t.congestion_control = cc);
+    let mut p = Pair::new(seed, s, c, link);
+    assert!(p.drive_handshake(Duration::from_secs(5)));
+    p
+}
+
+fn bbr() -> CongestionControl {
+    CongestionControl::Bbr(BbrConfig::default())
+}
+
+#[test]
+fn one_bulk_flow_uses_at_least_90_percent_of_a_100mbit_20ms_path() {
+    for cc in [CongestionControl::default(), bbr()] {
+        let mut p = connected(61, bottleneck(100, 10), cc);
+        let h = p.client_conn;
+        let mut bulk = Bulk::new(&mut p, &[h]);
+        bulk.run(&mut p, Duration::from_secs(3)); // ramp up
+        let measured = Duration::from_secs(4);
+        let got = bulk.run(&mut p, measured);
+        let rate = mbps(got[0], measured);
+        assert!(rate >= 90.0, "{cc:?}: {rate:.1} Mbit/s of 100");
+    }
+}
+
+#[test]
+fn two_flows_share_a_bottleneck_within_20_percent() {
+    let mut p = connected(62, bottleneck(50, 10), CongestionControl::default());
+    let now = p.sim.now();
+    let (_, c) = configs(62, |_| {});
+    let server_addr = p.server_addr;
+    let h2 = p
+        .sim
+        .node_mut::<EndpointNode>(p.client)
+        .endpoint
+        .connect(now, Arc::new(c), server_addr)
+        .unwrap();
+    p.sim.wake(p.client);
+    p.sim.run_for(Duration::from_millis(500));
+    let h1 = p.client_conn;
+    let mut bulk = Bulk::new(&mut p, &[h1, h2]);
+    bulk.run(&mut p, Duration::from_secs(10));
+    let measured = Duration::from_secs(10);
+    let got = bulk.run(&mut p, measured);
+    assert_eq!(got.len(), 2);
+    let (a, b) = (got[0] as f64, got[1] as f64);
+    let share = a / (a + b);
+    assert!((0.4..=0.6).contains(&share), "shares {a} / {b}");
+    assert!(
+        mbps(got[0] + got[1], measured) > 45.0,
+        "together they fill the link"
+    );
+}
+
+#[test]
+fn a_sudden_bandwidth_drop_does_not_cause_a_loss_storm() {
+    for cc in [CongestionControl::default(), bbr()] {
+        let mut p = connected(63, bottleneck(100, 10), cc);
+        let h = p.client_conn;
+        let mut bulk = Bulk::new(&mut p, &[h]);
+        bulk.run(&mut p, Duration::from_secs(3));
+        let before = client_stats(&mut p, h);
+        let (c, s) = (p.client, p.server);
+        p.sim.set_link(c, s, bottleneck(20, 10));
+        // The first RTTs lose what no longer fits: what was in flight at the drop plus what the
+        // sender sends before the first loss is detected (a multiplicative decrease of 0.7
+        // needs a few rounds to get from 5x too much down to the new rate).
+        bulk.run(&mut p, Duration::from_millis(500));
+        let adapted = client_stats(&mut p, h);
+        let burst = adapted.packets_lost - before.packets_lost;
+        let in_flight_packets = before.bytes_in_flight / 1200 + 1;
+        assert!(
+            burst <= 3 * in_flight_packets,
+            "{cc:?}: {burst} lost right after the drop, {in_flight_packets} were in flight"
+        );
+        // Then no storm: loss stays rare while the link is kept full.
+        let got = bulk.run(&mut p, Duration::from_secs(3));
+        let st = client_stats(&mut p, h);
+        let lost = st.packets_lost - adapted.packets_lost;
+        let sent = st.packets_sent - adapted.packets_sent;
+        let loss_rate = lost as f64 / sent as f64;
+        assert!(
+            loss_rate < 0.02,
+            "{cc:?}: lost {lost} of {sent} packets after adapting"
+        );
+        let rate = mbps(got[0], Duration::from_secs(3));
+        assert!(
+            rate > 14.0,
+            "{cc:?}: still uses the new 20 Mbit/s ({rate:.1})"
+        );
+    }
+}
+
+#[test]
+fn bbr_keeps_80_percent_utilisation_with_1_percent_random_loss() {
+    let link = LinkConfig {
+        loss: LossModel::Random(0.01),
+        ..bottleneck(100, 10)
+    };
+    let mut p = connected(64, link, bbr());
+    let h = p.client_conn;
+    let mut bulk = Bulk::new(&mut p, &[h]);
+    bulk.run(&mut p, Duration::from_secs(3));
+    let measured = Duration::from_secs(4);
+    let got = bulk.run(&mut p, measured);
+    let rate = mbps(got[0], measured);
+    assert!(rate >= 80.0, "BBR at 1% loss: {rate:.1} Mbit/s of 100");
+}
+
+#[test]
+fn path_mtu_is_discovered_and_a_black_hole_is_survived() {
+    let link = LinkConfig {
+        mtu: 1350,
+        ..bottleneck(100, 10)
+    };
+    let mut p = connected(65, link.clone(), CongestionControl::default());
+    let h = p.client_conn;
+    let mut bulk = Bulk::new(&mut p, &[h]);
+    bulk.run(&mut p, Duration::from_secs(2));
+    let mtu = client_stats(&mut p, h).mtu;
+    assert!(
+        (1330..=1350).contains(&mtu),
+        "found {mtu} on a 1350-byte path"
+    );
+    // The path suddenly carries only 1200-byte datagrams.
+    let (c, s) = (p.client, p.server);
+    p.sim.set_link(c, s, LinkConfig { mtu: 1200, ..link });
+    bulk.run(&mut p, Duration::from_secs(5));
+    assert_eq!(
+        client_stats(&mut p, h).mtu,
+        1200,
+        "fell back to the base size"
+    );
+    let measured = Duration::from_secs(2);
+    let got = bulk.run(&mut p, measured);
+    assert!(
+        mbps(got[0], measured) > 50.0,
+        "data flows again after the black hole"
+    );
+}
+
+fn client_stats(p: &mut Pair, h: ConnectionHandle) -> jsp_proto::ConnectionStats {
+    p.sim
+        .node_mut::<EndpointNode>(p.client)
+        .endpoint
+        .connection_mut(h)
+        .expect("client connection")
+        .stats()
+}
