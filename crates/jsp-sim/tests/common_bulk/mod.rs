@@ -89,13 +89,12 @@ impl Bulk {
                 };
                 while let Some(ev) = c.poll_event() {
                     if let Event::StreamReadable(sid) = ev {
-                        loop {
-                            let Ok((data, _)) = c.stream_read(sid, 1 << 20) else {
-                                break;
-                            };
+                        while let Ok((data, _)) = c.stream_read(sid, 1 << 20) {
                             if data.is_empty() {
                                 break;
                             }
+                            *self.delivered.entry(sh).or_default() += data.len() as u64;
+                        }
                             *self.delivered.entry(sh).or_default() += data.len() as u64;
                         }
                     }
