@@ -95,8 +95,6 @@ impl Bulk {
                             }
                             *self.delivered.entry(sh).or_default() += data.len() as u64;
                         }
-                            *self.delivered.entry(sh).or_default() += data.len() as u64;
-                        }
                     }
                 }
             }
