@@ -63,7 +63,8 @@ pub struct EndpointStats {
     pub retries_sent: u64,
     /// Initial packets with an invalid Retry token (dropped).
     pub invalid_tokens: u64,
-    /// Handshakes refused because of the handshake or connection cap.
+    /// Initial datagrams refused because of the handshake or connection cap (one SERVER_BUSY
+    /// reply each; a ClientHello spanning two datagrams counts twice).
     pub refused: u64,
     /// Connections accepted.
     pub accepted: u64,
@@ -546,13 +547,18 @@ impl Endpoint {
             Ok(c) => c,
             Err(_) => return,
         };
+        // PROTOCOL.md §5.5: nothing unauthenticated creates state. The datagram must contain a
+        // packet that opens under the Initial keys before the connection is kept.
+        let mut conn = conn;
+        conn.handle_datagram(now, remote, data);
+        if conn.stats().packets_received == 0 {
+            self.stats.dropped_unroutable += 1;
+            return;
+        }
         // Route the client's current DCID here until it switches to ours.
         let h = self.insert(conn, &[dcid]);
         self.stats.accepted += 1;
         self.events.push_back(EndpointEvent::NewConnection(h));
-        if let Some(c) = self.connection_mut(h) {
-            c.handle_datagram(now, remote, data);
-        }
         self.serve_requests(h);
     }
 

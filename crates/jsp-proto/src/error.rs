@@ -212,6 +212,11 @@ pub enum HandshakeError {
     /// A version negotiation was forged.
     #[error("version downgrade detected")]
     Downgrade,
+    /// The handshake timed out while the peer's Handshake packets failed authentication: the
+    /// two sides derived different keys, so the hello messages (key shares, suites, versions)
+    /// were altered on the path.
+    #[error("handshake tampering detected: the peer's handshake packets do not authenticate")]
+    TamperingDetected,
     /// A cryptographic operation failed locally.
     #[error("crypto failure: {0}")]
     Crypto(String),
@@ -229,9 +234,9 @@ impl HandshakeError {
             HandshakeError::BadSignature | HandshakeError::FinishedMismatch => {
                 HandshakeAlert::DecryptError
             }
-            HandshakeError::IllegalParameter(_) | HandshakeError::Downgrade => {
-                HandshakeAlert::IllegalParameter
-            }
+            HandshakeError::IllegalParameter(_)
+            | HandshakeError::Downgrade
+            | HandshakeError::TamperingDetected => HandshakeAlert::IllegalParameter,
             HandshakeError::UnexpectedMessage(_) => HandshakeAlert::UnexpectedMessage,
             HandshakeError::Decode(_) => HandshakeAlert::DecodeError,
             HandshakeError::NoCommonParameters => HandshakeAlert::InsufficientSecurity,

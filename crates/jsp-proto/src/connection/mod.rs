@@ -288,6 +288,8 @@ pub struct Connection {
     /// The error the connection ended with (kept for inspection after `Closed`).
     error: Option<ConnectionError>,
     key_update_requested: bool,
+    /// Handshake packets that failed authentication while the handshake ran.
+    handshake_auth_failures: u64,
     /// Client: the resumption master secret, for tickets received later.
     resumption_master: Option<crate::crypto::Secret>,
     /// Client: 0-RTT bytes still allowed by the ticket.
@@ -411,6 +413,7 @@ impl Connection {
             created_at: now,
             error: None,
             key_update_requested: false,
+            handshake_auth_failures: 0,
             resumption_master: None,
             zero_rtt_budget: 0,
             early_bytes_received: 0,
@@ -1346,13 +1349,14 @@ impl Connection {
                 return;
             }
             State::Handshake if now >= self.handshake_deadline => {
-                self.fail(
-                    now,
-                    ErrorCode::TIMEOUT,
-                    "handshake timeout",
-                    ConnectionError::TimedOut,
-                );
-                self.state = State::Closed;
+                // Handshake packets that failed authentication mean the two sides derived
+                // different keys: the hello messages were tampered with on the path.
+                let error = if self.handshake_auth_failures > 0 {
+                    ConnectionError::Handshake(HandshakeError::TamperingDetected)
+                } else {
+                    ConnectionError::TimedOut
+                };
+                self.fail(now, ErrorCode::TIMEOUT, "handshake timeout", error);
                 return;
             }
             _ => {}

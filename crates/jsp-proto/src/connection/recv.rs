@@ -207,6 +207,9 @@ impl Connection {
             Some(Ok(n)) => n,
             Some(Err(_)) => {
                 self.stats.dropped_auth += 1;
+                if h.ty == PacketType::Handshake && self.state == State::Handshake {
+                    self.handshake_auth_failures += 1;
+                }
                 return PacketOutcome::Dropped;
             }
             None => {
@@ -225,13 +228,16 @@ impl Connection {
         }
         if let (Some(phase), Some(app)) = (phase_used, self.app.as_mut()) {
             let keep = self.rtt.pto_base() * 3;
+            let generation_before = app.generation();
             match app.on_authenticated(provider.as_ref(), phase, pn, now, keep) {
-                Ok(true) => {
+                // Announce an update once per side: when our send keys rotate (here if the peer
+                // initiated; in the send path if we did).
+                Ok(true) if app.generation() != generation_before => {
                     self.stats.key_updates += 1;
                     let generation = app.generation();
                     self.events.push_back(Event::KeyUpdated { generation });
                 }
-                Ok(false) => {}
+                Ok(_) => {}
                 Err(_) => {
                     self.stats.dropped_auth += 1;
                     return PacketOutcome::Dropped;
