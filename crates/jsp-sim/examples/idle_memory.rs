@@ -45,8 +45,13 @@ fn main() {
         SIM_UNIX_EPOCH,
     )
     .expect("server");
-    let client = Endpoint::new(EndpointConfig::default(), seeded_provider(1, 1), None, SIM_UNIX_EPOCH)
-        .expect("client");
+    let client = Endpoint::new(
+        EndpointConfig::default(),
+        seeded_provider(1, 1),
+        None,
+        SIM_UNIX_EPOCH,
+    )
+    .expect("client");
     let s = sim.add_node(saddr, EndpointNode::new(server, saddr));
     let c = sim.add_node(caddr, EndpointNode::new(client, caddr));
     sim.run_for(Duration::from_millis(10));

@@ -370,3 +370,123 @@ fn a_system_message_overtakes_a_saturating_media_stream() {
         "system message took {latency:?}"
     );
 }
+
+#[test]
+fn a_peer_that_ignores_flow_control_is_closed_with_a_protocol_error() {
+    let mut p = pair(56, link(10));
+    let c = p.client_conn().unwrap();
+    c.fault_ignore_flow_control();
+    let id = c.open_stream(Dir::Uni).unwrap();
+    // 4 MiB against a 256 KiB stream window and a 1 MiB connection window, never read.
+    c.stream_write(id, &vec![1u8; 4 << 20], false).unwrap();
+    p.sim.wake(p.client);
+    p.sim.run_for(Duration::from_secs(2));
+    let closed = server_events(&mut p).into_iter().find_map(|e| match e {
+        Event::Closed(err) => Some(err),
+        _ => None,
+    });
+    assert!(
+        matches!(
+            closed,
+            Some(ConnectionError::ProtocolViolation {
+                code: ErrorCode::FLOW_CONTROL_ERROR,
+                ..
+            })
+        ),
+        "{closed:?}"
+    );
+    let client_err = p.client_conn().unwrap().error().cloned();
+    assert!(
+        matches!(
+            client_err,
+            Some(ConnectionError::PeerClosed {
+                reason: CloseReason::ProtocolError,
+                ..
+            })
+        ),
+        "{client_err:?}"
+    );
+}
+
+#[test]
+fn a_slow_reader_bounds_the_senders_memory() {
+    let mut p = pair(57, link(10));
+    let c = p.client_conn().unwrap();
+    let id = c.open_stream(Dir::Uni).unwrap();
+    let mut accepted = 0usize;
+    let chunk = vec![3u8; 1 << 20];
+    for _ in 0..64 {
+        match p.client_conn().unwrap().stream_write(id, &chunk, false) {
+            Ok(n) => accepted += n,
+            Err(jsp_proto::StreamApiError::Blocked) => {}
+            Err(e) => panic!("{e}"),
+        }
+        p.sim.wake(p.client);
+        p.sim.run_for(Duration::from_millis(20));
+    }
+    // The server never reads: the sender stops at its send buffer (16 MiB) + nothing more.
+    let c = p.client_conn().unwrap();
+    assert!(c.unacked_stream_bytes() <= 16 << 20);
+    assert!(accepted <= (16 << 20) + (1 << 20), "accepted {accepted}");
+}
+
+/// Lets the simulator run a little, answers and finishes every stream the server sees, and
+/// reads every answer on the client, so both halves of each stream complete.
+fn pump_streams(p: &mut Pair) -> usize {
+    p.sim.wake(p.client);
+    p.sim.run_for(Duration::from_millis(5));
+    let mut finished = 0;
+    for ev in server_events(p) {
+        if let Event::StreamReadable(s) = ev {
+            let (d, fin) = read_all(p, s);
+            if fin && d.len() == 4 {
+                finished += 1;
+            }
+            let _ = p.server_conn().unwrap().stream_write(s, b"ok", true);
+        }
+    }
+    let c = p.client_conn().unwrap();
+    while let Some(ev) = c.poll_event() {
+        if let Event::StreamReadable(s) = ev {
+            while let Ok((d, fin)) = c.stream_read(s, 64) {
+                if fin || d.is_empty() {
+                    break;
+                }
+            }
+        }
+    }
+    finished
+}
+
+#[test]
+fn ten_thousand_streams_open_and_close_without_leaking() {
+    let mut p = pair(58, link(1));
+    let mut delivered = 0;
+    for i in 0..10_000u32 {
+        let id = loop {
+            match p.client_conn().unwrap().open_stream(Dir::Bi) {
+                Ok(id) => break id,
+                Err(jsp_proto::StreamApiError::LimitReached) => delivered += pump_streams(&mut p),
+                Err(e) => panic!("{e}"),
+            }
+        };
+        p.client_conn()
+            .unwrap()
+            .stream_write(id, &i.to_be_bytes(), true)
+            .unwrap();
+        if i % 50 == 0 {
+            delivered += pump_streams(&mut p);
+        }
+    }
+    for _ in 0..200 {
+        delivered += pump_streams(&mut p);
+    }
+    assert_eq!(delivered, 10_000, "every stream's message arrived");
+    let c = p.client_conn().unwrap();
+    assert_eq!(c.live_streams(), 0, "client stream state is released");
+    assert_eq!(
+        p.server_conn().unwrap().live_streams(),
+        0,
+        "server stream state is released"
+    );
+}

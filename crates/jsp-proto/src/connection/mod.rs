@@ -704,6 +704,11 @@ impl Connection {
         r
     }
 
+    /// Streams with state still held (either half open or unacknowledged).
+    pub fn live_streams(&self) -> usize {
+        self.streams.live()
+    }
+
     /// Bytes written to streams and not yet acknowledged by the peer.
     pub fn unacked_stream_bytes(&self) -> u64 {
         self.streams.buffered_send_bytes()
@@ -1498,6 +1503,13 @@ impl Connection {
             self.set_error(ConnectionError::Reset);
             self.state = State::Closed;
         }
+    }
+
+    /// Fault injection for tests: from now on, send stream data beyond the peer's flow-control
+    /// credit (a misbehaving peer). Only with the `fault-injection` feature.
+    #[cfg(feature = "fault-injection")]
+    pub fn fault_ignore_flow_control(&mut self) {
+        self.streams.ignore_peer_credit = true;
     }
 
     /// Spare connection IDs the peer gave us (for migrations).

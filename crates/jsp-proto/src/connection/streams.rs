@@ -260,6 +260,9 @@ pub struct Streams {
     pub pending_stop_sending: Vec<(StreamId, u64)>,
     /// STREAM_SKIP frames to (re)send.
     pub pending_skips: Vec<(StreamId, Range<u64>)>,
+    /// Fault injection: send beyond the peer's credit.
+    #[cfg(feature = "fault-injection")]
+    pub ignore_peer_credit: bool,
 }
 
 fn di(dir: Dir) -> usize {
@@ -302,6 +305,8 @@ impl Streams {
             pending_resets: Vec::new(),
             pending_stop_sending: Vec::new(),
             pending_skips: Vec::new(),
+            #[cfg(feature = "fault-injection")]
+            ignore_peer_credit: false,
         }
     }
 
@@ -474,11 +479,22 @@ impl Streams {
         }
         loop {
             let id = self.sched.next()?;
-            let conn_credit = self.peer_max_data.saturating_sub(self.data_sent);
+            #[allow(unused_mut)]
+            let mut conn_credit = self.peer_max_data.saturating_sub(self.data_sent);
+            #[cfg(feature = "fault-injection")]
+            if self.ignore_peer_credit {
+                conn_credit = u64::MAX / 4;
+            }
+            #[cfg(feature = "fault-injection")]
+            let ignore = self.ignore_peer_credit;
             let Some(s) = self.send.get_mut(&id) else {
                 self.sched.remove(id);
                 continue;
             };
+            #[cfg(feature = "fault-injection")]
+            if ignore {
+                s.max_data = u64::MAX / 4;
+            }
             if s.reset.is_some() {
                 self.sched.remove(id);
                 continue;
