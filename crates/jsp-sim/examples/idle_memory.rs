@@ -4,6 +4,8 @@
 //!
 //! Run: `cargo run --release -p jsp-sim --example idle_memory [-- N]`
 
+#![allow(clippy::expect_used)] // a demo program: any failure is fatal and says what failed
+
 use std::sync::Arc;
 
 use core::time::Duration;
