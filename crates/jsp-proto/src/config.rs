@@ -6,6 +6,7 @@
 use core::time::Duration;
 use std::sync::Arc;
 
+use crate::connection::scheduler::SchedulerConfig;
 use crate::crypto::CipherSuite;
 use crate::error::ConfigError;
 use crate::identity::{Certificate, Fingerprint, Identity, PublicKey};
@@ -46,6 +47,9 @@ pub struct TransportConfig {
     pub initial_max_stream_data: u64,
     /// Concurrent streams of each direction the peer may open.
     pub max_streams: u64,
+    /// How streams share the connection: QoS class order (`System` > `Chat` > `Media` > `Bulk`
+    /// strictly by default), sharing between classes of equal rank.
+    pub scheduler: SchedulerConfig,
     /// The congestion controller (CUBIC with HyStart++ by default; NewReno; BBR).
     pub congestion_control: CongestionControl,
     /// Largest per-stream receive window flow-control autotuning may grow to.
@@ -80,6 +84,7 @@ impl Default for TransportConfig {
             initial_max_data: 1 << 20,
             initial_max_stream_data: 256 << 10,
             max_streams: 100,
+            scheduler: SchedulerConfig::default(),
             congestion_control: CongestionControl::default(),
             max_stream_window: 16 << 20,
             max_connection_window: 24 << 20,

@@ -351,6 +351,7 @@ impl Connection {
             side,
             local_limits(&transport),
             BufferLimits {
+                scheduler: transport.scheduler.clone(),
                 max_stream_window: transport.max_stream_window,
                 max_connection_window: transport.max_connection_window,
                 send_buffer: transport.send_buffer,

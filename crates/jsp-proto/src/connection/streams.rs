@@ -210,8 +210,10 @@ pub struct StreamLimits {
 }
 
 /// Local buffer and window bounds.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct BufferLimits {
+    /// Stream scheduling policy.
+    pub scheduler: super::scheduler::SchedulerConfig,
     /// Largest per-stream receive window autotuning may reach.
     pub max_stream_window: u64,
     /// Largest connection receive window autotuning may reach.
@@ -275,6 +277,7 @@ fn di(dir: Dir) -> usize {
 impl Streams {
     /// Streams for `side`, granting `local` limits to the peer.
     pub fn new(side: Side, local: StreamLimits, limits: BufferLimits) -> Self {
+        let sched = Scheduler::new(limits.scheduler.clone());
         Self {
             side,
             limits,
@@ -284,7 +287,7 @@ impl Streams {
             peer_max_streams: [0, 0],
             local_max_streams: [local.max_streams_bidi, local.max_streams_uni],
             peer_opened: [0, 0],
-            sched: Scheduler::default(),
+            sched,
             events: VecDeque::new(),
             peer_max_data: 0,
             data_sent: 0,

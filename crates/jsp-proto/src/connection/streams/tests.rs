@@ -19,6 +19,7 @@ fn limits() -> StreamLimits {
 
 fn buffers() -> BufferLimits {
     BufferLimits {
+        scheduler: Default::default(),
         max_stream_window: 4000,
         max_connection_window: 8000,
         send_buffer: 10_000,
