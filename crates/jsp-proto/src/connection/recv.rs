@@ -271,12 +271,11 @@ impl Connection {
             return PacketOutcome::Processed;
         }
         let payload = &body[..plain_len];
-        let payload = payload.to_vec();
         if h.ty == PacketType::ZeroRtt && !self.on_early_packet(now, payload.len()) {
             return PacketOutcome::Dropped;
         }
         self.in_early_packet = h.ty == PacketType::ZeroRtt;
-        let eliciting = self.process_frames(now, space, h.ty, &payload);
+        let eliciting = self.process_frames(now, space, h.ty, payload);
         self.in_early_packet = false;
         if self.spaces[space as usize].discarded {
             return PacketOutcome::Processed;

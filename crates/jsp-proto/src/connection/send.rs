@@ -601,10 +601,18 @@ impl Connection {
                 let Some(chunk) = self.streams.next_chunk(room - 24) else {
                     break;
                 };
-                frame::encode_stream(buf, chunk.id.0, chunk.offset, &chunk.data, chunk.fin, true);
+                frame::encode_stream_header(
+                    buf,
+                    chunk.id.0,
+                    chunk.offset,
+                    chunk.len,
+                    chunk.fin,
+                    true,
+                );
+                self.streams.copy_chunk(&chunk, buf);
                 sent.streams.push(SentStream {
                     id: chunk.id,
-                    range: chunk.offset..chunk.offset + chunk.data.len() as u64,
+                    range: chunk.offset..chunk.offset + chunk.len as u64,
                     fin: chunk.fin,
                 });
             }

@@ -179,15 +179,16 @@ struct RecvStream {
     skips: RangeSet,
 }
 
-/// A chunk of stream data to put in a STREAM frame.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A chunk of stream data to put in a STREAM frame; its bytes are copied straight from the send
+/// buffer into the packet with [`Streams::copy_chunk`] (no intermediate allocation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StreamChunk {
     /// The stream.
     pub id: StreamId,
     /// Offset of the first byte.
     pub offset: u64,
-    /// The bytes.
-    pub data: Vec<u8>,
+    /// Number of bytes.
+    pub len: usize,
     /// Whether this chunk carries FIN.
     pub fin: bool,
 }
@@ -513,9 +514,7 @@ impl Streams {
                 }
                 if end > r.start {
                     s.pending.remove(r.start..end);
-                    let from = usize::try_from(r.start - s.base).unwrap_or(0);
-                    let to = usize::try_from(end - s.base).unwrap_or(0);
-                    let data: Vec<u8> = s.data.range(from..to).copied().collect();
+                    let len = usize::try_from(end - r.start).unwrap_or(0);
                     if end > s.max_sent {
                         self.data_sent += end - s.max_sent.max(r.start);
                         s.max_sent = end;
@@ -527,7 +526,7 @@ impl Streams {
                     chunk = Some(StreamChunk {
                         id,
                         offset: r.start,
-                        data,
+                        len,
                         fin,
                     });
                 }
@@ -536,14 +535,14 @@ impl Streams {
                 chunk = Some(StreamChunk {
                     id,
                     offset: s.end,
-                    data: Vec::new(),
+                    len: 0,
                     fin: true,
                 });
             }
             let more = !s.pending.is_empty() || s.fin_pending;
             match &chunk {
                 Some(c) => {
-                    self.sched.on_sent(id, c.data.len() + 8);
+                    self.sched.on_sent(id, c.len + 8);
                     if !more {
                         self.sched.remove(id);
                     }
@@ -554,6 +553,23 @@ impl Streams {
                     self.sched.remove(id);
                 }
             }
+        }
+    }
+
+    /// Appends the bytes of `chunk` (returned by [`Streams::next_chunk`]) to `out`.
+    pub fn copy_chunk(&self, chunk: &StreamChunk, out: &mut Vec<u8>) {
+        let Some(s) = self.send.get(&chunk.id) else {
+            return;
+        };
+        let from = usize::try_from(chunk.offset.saturating_sub(s.base)).unwrap_or(usize::MAX);
+        let to = from.saturating_add(chunk.len).min(s.data.len());
+        let from = from.min(to);
+        let (a, b) = s.data.as_slices();
+        if from < a.len() {
+            out.extend_from_slice(&a[from..to.min(a.len())]);
+        }
+        if to > a.len() {
+            out.extend_from_slice(&b[from.saturating_sub(a.len())..to - a.len()]);
         }
     }
 

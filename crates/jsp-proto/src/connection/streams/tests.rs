@@ -34,11 +34,17 @@ fn pair() -> (Streams, Streams) {
     (c, s)
 }
 
+fn chunk_bytes(s: &Streams, ch: &StreamChunk) -> Vec<u8> {
+    let mut v = Vec::new();
+    s.copy_chunk(ch, &mut v);
+    v
+}
+
 fn deliver(from: &mut Streams, to: &mut Streams, max: usize) {
     while let Some(ch) = from.next_chunk(max) {
-        to.on_stream_frame(ch.id, ch.offset, &ch.data, ch.fin, T0)
+        to.on_stream_frame(ch.id, ch.offset, &chunk_bytes(from, &ch), ch.fin, T0)
             .unwrap();
-        from.on_ack(ch.id, ch.offset..ch.offset + ch.data.len() as u64, ch.fin);
+        from.on_ack(ch.id, ch.offset..ch.offset + ch.len as u64, ch.fin);
     }
 }
 
@@ -50,9 +56,9 @@ fn data_flows_in_order_despite_reordering() {
     let a = c.next_chunk(6).unwrap();
     let b = c.next_chunk(100).unwrap();
     assert!(b.fin);
-    s.on_stream_frame(b.id, b.offset, &b.data, b.fin, T0)
+    s.on_stream_frame(b.id, b.offset, &chunk_bytes(&c, &b), b.fin, T0)
         .unwrap();
-    s.on_stream_frame(a.id, a.offset, &a.data, a.fin, T0)
+    s.on_stream_frame(a.id, a.offset, &chunk_bytes(&c, &a), a.fin, T0)
         .unwrap();
     assert_eq!(s.poll_event(), Some(StreamEvent::Opened(id)));
     assert_eq!(s.poll_event(), Some(StreamEvent::Readable(id)));
@@ -69,7 +75,7 @@ fn flow_control_and_stream_limits_are_enforced() {
     c.write(id, &[0u8; 800], false, None).unwrap();
     let mut sent = 0;
     while let Some(ch) = c.next_chunk(1000) {
-        sent += ch.data.len();
+        sent += ch.len;
     }
     assert_eq!(sent, 500, "stream credit caps the sender");
     assert_eq!(
@@ -101,7 +107,7 @@ fn lost_data_is_resent_and_acked_data_released() {
     c.on_ack(id, a.offset..a.offset + 100, false);
     c.on_lost(id, b.offset..b.offset + 100, false);
     let again = c.next_chunk(1000).unwrap();
-    assert_eq!((again.offset, again.data.len()), (100, 100));
+    assert_eq!((again.offset, again.len), (100, 100));
     c.on_ack(id, 100..200, false);
     c.on_ack(id, 200..300, d.fin);
     assert_eq!(c.buffered_send_bytes(), 0);
@@ -130,6 +136,7 @@ fn send_buffer_is_bounded() {
         Err(StreamApiError::Blocked)
     );
     let ch = c.next_chunk(60).unwrap();
+    assert_eq!(ch.len, 60);
     c.on_ack(id, ch.offset..ch.offset + 60, false);
     assert_eq!(c.write(id, &[0; 100], false, None), Ok(60));
     // A message with a deadline is all or nothing.
@@ -145,7 +152,7 @@ fn reset_and_stop_sending() {
     let id = c.open(Dir::Bi, T0).unwrap();
     c.write(id, b"abcdef", false, None).unwrap();
     let ch = c.next_chunk(3).unwrap();
-    s.on_stream_frame(id, ch.offset, &ch.data, false, T0)
+    s.on_stream_frame(id, ch.offset, &chunk_bytes(&c, &ch), false, T0)
         .unwrap();
     c.reset(id, 7).unwrap();
     assert_eq!(c.buffered_send_bytes(), 0);
@@ -188,11 +195,11 @@ fn expired_messages_are_skipped_and_the_receiver_learns_the_range() {
     assert_eq!(c.next_deadline(), Some(d1));
     // "first" is sent and lost; "second" and "third" arrive.
     let first = c.next_chunk(5).unwrap();
-    assert_eq!(first.data, b"first");
+    assert_eq!(chunk_bytes(&c, &first), b"first");
     let rest = c.next_chunk(100).unwrap();
-    s.on_stream_frame(id, rest.offset, &rest.data, false, T0)
+    s.on_stream_frame(id, rest.offset, &chunk_bytes(&c, &rest), false, T0)
         .unwrap();
-    c.on_ack(id, rest.offset..rest.offset + rest.data.len() as u64, false);
+    c.on_ack(id, rest.offset..rest.offset + rest.len as u64, false);
     c.on_lost(id, 0..5, false);
     c.expire(d1);
     assert_eq!(c.pending_skips, vec![(id, 0..5)]);
@@ -276,5 +283,6 @@ fn a_full_packet_does_not_unschedule_a_stream() {
     c.write(id, b"data", false, None).unwrap();
     assert!(c.next_chunk(0).is_none());
     assert!(c.has_pending(), "no room is not the same as blocked");
-    assert_eq!(c.next_chunk(100).map(|ch| ch.data), Some(b"data".to_vec()));
+    let ch = c.next_chunk(100).unwrap();
+    assert_eq!(chunk_bytes(&c, &ch), b"data".to_vec());
 }
