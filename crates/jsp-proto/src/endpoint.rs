@@ -126,7 +126,6 @@ impl Endpoint {
         let server = match server {
             Some(cfg) => {
                 cfg.validate()?;
-                let identity = cfg.identity.identity.clone();
                 let retry_key = RetryTokenKey::generate(provider.as_ref())
                     .map_err(|e| ConfigError::Crypto(e.to_string()))?;
                 Some(ServerState {
@@ -137,7 +136,6 @@ impl Endpoint {
                             cfg.anti_replay_capacity,
                         ))),
                         config: Arc::new(cfg),
-                        identity,
                     },
                     retry_key,
                 })

@@ -31,7 +31,6 @@ use crate::handshake::client::ClientHandshake;
 use crate::handshake::server::ServerHandshake;
 use crate::handshake::ticket::{SessionTicket, SharedResumption, TicketState};
 use crate::handshake::{self, KeyChange, Negotiated, Output, PeerIdentity, Space};
-use crate::identity::Identity;
 use crate::recovery::congestion::{CongestionController, LossEvent};
 use crate::recovery::mtu::MtuDiscovery;
 use crate::recovery::pacer::Pacer;
@@ -218,7 +217,6 @@ enum HandshakeRole {
 pub(crate) struct ServerContext {
     pub config: Arc<ServerConfig>,
     pub resumption: SharedResumption,
-    pub identity: Arc<Identity>,
 }
 
 /// A JetStreamProto connection.
@@ -1219,7 +1217,6 @@ impl Connection {
         let accepted = ServerHandshake::accept(
             self.provider.clone(),
             ctx.config.clone(),
-            ctx.identity.as_ref(),
             msg,
             self.version,
             params,

@@ -371,8 +371,9 @@ impl ClientHandshake {
     }
 
     fn send_client_certificate(&mut self, out: &mut Output) -> Result<(), HandshakeError> {
-        let mut cert_bytes = Vec::new();
         let Some(id) = self.config.identity.as_ref() else {
+            // No identity: an empty Certificate (PROTOCOL.md §7.6).
+            let mut cert_bytes = Vec::new();
             msg::CertificateMsg::NONE
                 .encode(&mut cert_bytes)
                 .map_err(|_| HandshakeError::Crypto("encode".into()))?;
@@ -380,30 +381,6 @@ impl ClientHandshake {
             out.send(Space::Handshake, cert_bytes);
             return Ok(());
         };
-        let (kind, data) = match &id.certificate {
-            Some(c) => (msg::CertificateKind::Certificate, c.encode()),
-            None => {
-                let mut d = vec![verifier::ALG_ED25519];
-                d.extend_from_slice(id.identity.public_key().as_bytes());
-                (msg::CertificateKind::RawPublicKey, d)
-            }
-        };
-        msg::CertificateMsg { kind, data: &data }
-            .encode(&mut cert_bytes)
-            .map_err(|_| HandshakeError::Crypto("encode".into()))?;
-        self.transcript.update(&cert_bytes);
-        out.send(Space::Handshake, cert_bytes);
-        let content = certificate_verify_content(false, &self.transcript.current());
-        let signature = id.identity.sign(&content).map_err(crypto_err)?;
-        let mut cv = Vec::with_capacity(72);
-        msg::CertificateVerify {
-            scheme: msg::SCHEME_ED25519,
-            signature: &signature,
-        }
-        .encode(&mut cv)
-        .map_err(|_| HandshakeError::Crypto("encode".into()))?;
-        self.transcript.update(&cv);
-        out.send(Space::Handshake, cv);
-        Ok(())
+        super::send_certificate(id, false, self.transcript.as_mut(), out)
     }
 }

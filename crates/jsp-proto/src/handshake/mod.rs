@@ -90,6 +90,44 @@ pub(crate) fn crypto_err(e: CryptoError) -> HandshakeError {
     HandshakeError::Crypto(e.to_string())
 }
 
+/// Sends Certificate and CertificateVerify for `id` in the Handshake space, updating the
+/// transcript (PROTOCOL.md §7.6, §7.7). `is_server` picks the signature context.
+pub(crate) fn send_certificate(
+    id: &crate::config::CertifiedIdentity,
+    is_server: bool,
+    transcript: &mut dyn crate::crypto::HashContext,
+    out: &mut Output,
+) -> Result<(), HandshakeError> {
+    use crate::wire::messages as msg;
+    let encode_err = |_| HandshakeError::Crypto("message does not encode".into());
+    let (kind, data) = match &id.certificate {
+        Some(c) => (msg::CertificateKind::Certificate, c.encode()),
+        None => {
+            let mut d = vec![verifier::ALG_ED25519];
+            d.extend_from_slice(id.identity.public_key().as_bytes());
+            (msg::CertificateKind::RawPublicKey, d)
+        }
+    };
+    let mut cert = Vec::with_capacity(data.len() + 8);
+    msg::CertificateMsg { kind, data: &data }
+        .encode(&mut cert)
+        .map_err(encode_err)?;
+    transcript.update(&cert);
+    out.send(Space::Handshake, cert);
+    let content = verifier::certificate_verify_content(is_server, &transcript.current());
+    let signature = id.identity.sign(&content).map_err(crypto_err)?;
+    let mut cv = Vec::with_capacity(72);
+    msg::CertificateVerify {
+        scheme: msg::SCHEME_ED25519,
+        signature: &signature,
+    }
+    .encode(&mut cv)
+    .map_err(encode_err)?;
+    transcript.update(&cv);
+    out.send(Space::Handshake, cv);
+    Ok(())
+}
+
 /// The negotiated parameters, available once the Hello messages were exchanged.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Negotiated {

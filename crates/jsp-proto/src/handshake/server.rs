@@ -12,7 +12,6 @@ use crate::crypto::key_schedule::{self, KeySchedule, MasterKeySchedule};
 use crate::crypto::provider::{CLIENT_SHARE_LEN, GROUP_X25519_MLKEM768};
 use crate::crypto::{CipherSuite, CryptoProvider, HashContext, Secret};
 use crate::error::HandshakeError;
-use crate::identity::Identity;
 use crate::time::UnixTime;
 use crate::wire::messages::{self as msg, Message};
 
@@ -62,7 +61,6 @@ impl ServerHandshake {
     pub fn accept(
         provider: Arc<dyn CryptoProvider>,
         config: Arc<ServerConfig>,
-        identity: &Identity,
         raw_client_hello: &[u8],
         attempted_version: u32,
         server_params: Vec<u8>,
@@ -181,7 +179,7 @@ impl ServerHandshake {
             out.send(Space::Handshake, cr);
         }
         if resumed.is_none() {
-            send_certificate(&config, identity, &mut transcript, out)?;
+            super::send_certificate(&config.identity, true, transcript.as_mut(), out)?;
         }
 
         let verify_data =
@@ -404,41 +402,4 @@ fn try_resume(
         .mark_used(provider, now, offer.identity, &state)
         .ok()?;
     Some(state)
-}
-
-/// Sends Certificate and CertificateVerify (PROTOCOL.md §7.6, §7.7).
-fn send_certificate(
-    config: &ServerConfig,
-    identity: &Identity,
-    transcript: &mut Box<dyn HashContext>,
-    out: &mut Output,
-) -> Result<(), HandshakeError> {
-    let encode_err = |_| HandshakeError::Crypto("message does not encode".into());
-    let (kind, data) = match &config.identity.certificate {
-        Some(c) => (msg::CertificateKind::Certificate, c.encode()),
-        None => {
-            let mut d = vec![verifier::ALG_ED25519];
-            d.extend_from_slice(identity.public_key().as_bytes());
-            (msg::CertificateKind::RawPublicKey, d)
-        }
-    };
-    let mut cert = Vec::with_capacity(data.len() + 8);
-    msg::CertificateMsg { kind, data: &data }
-        .encode(&mut cert)
-        .map_err(encode_err)?;
-    transcript.update(&cert);
-    out.send(Space::Handshake, cert);
-
-    let content = certificate_verify_content(true, &transcript.current());
-    let signature = identity.sign(&content).map_err(crypto_err)?;
-    let mut cv = Vec::with_capacity(72);
-    msg::CertificateVerify {
-        scheme: msg::SCHEME_ED25519,
-        signature: &signature,
-    }
-    .encode(&mut cv)
-    .map_err(encode_err)?;
-    transcript.update(&cv);
-    out.send(Space::Handshake, cv);
-    Ok(())
 }
