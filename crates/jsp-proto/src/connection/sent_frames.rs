@@ -16,13 +16,14 @@ pub struct SentStream {
     pub fin: bool,
 }
 
-/// Retransmittable content of one packet. Empty collections do not allocate.
+/// Retransmittable content of one packet. Empty collections do not allocate, and the stream
+/// ranges of a typical packet (one or two) are stored inline: no allocation per packet.
 #[derive(Clone, Debug, Default)]
 pub struct SentFrames {
     /// CRYPTO data carried.
     pub crypto: Option<Range<u64>>,
     /// STREAM data carried.
-    pub streams: Vec<SentStream>,
+    pub streams: smallvec::SmallVec<[SentStream; 2]>,
     /// Largest packet number acknowledged by an ACK frame in this packet.
     pub ack_largest: Option<u64>,
     /// HANDSHAKE_DONE was sent.

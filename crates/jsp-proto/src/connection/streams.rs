@@ -165,6 +165,10 @@ impl SendStream {
 
 #[derive(Debug)]
 struct RecvStream {
+    /// Bytes at offsets `read..read + ready.len()`, in order: the common case appends here
+    /// without allocating (the buffer is reused).
+    ready: VecDeque<u8>,
+    /// Out-of-order data beyond the contiguous end, by offset.
     fragments: BTreeMap<u64, Vec<u8>>,
     read: u64,
     /// Highest offset received (flow-control accounting).
@@ -177,6 +181,59 @@ struct RecvStream {
     last_grant: Instant,
     /// Ranges the sender abandoned.
     skips: RangeSet,
+}
+
+impl RecvStream {
+    fn contiguous_end(&self) -> u64 {
+        self.read + self.ready.len() as u64
+    }
+
+    /// Stores received bytes at `offset`: appended in place when they continue the contiguous
+    /// data, kept as a fragment otherwise.
+    fn insert(&mut self, offset: u64, data: &[u8]) {
+        let end = offset + data.len() as u64;
+        let cend = self.contiguous_end();
+        if end <= cend || data.is_empty() {
+            return;
+        }
+        if offset <= cend {
+            let skip = usize::try_from(cend - offset).unwrap_or(usize::MAX);
+            self.ready.extend(&data[skip.min(data.len())..]);
+            self.absorb_fragments();
+        } else {
+            let keep = self
+                .fragments
+                .get(&offset)
+                .is_none_or(|old| old.len() < data.len());
+            if keep {
+                self.fragments.insert(offset, data.to_vec());
+            }
+        }
+    }
+
+    /// Moves fragments that now touch the contiguous end into `ready`.
+    fn absorb_fragments(&mut self) {
+        loop {
+            let cend = self.contiguous_end();
+            let Some((&off, _)) = self.fragments.range(..=cend).next() else {
+                return;
+            };
+            let Some(frag) = self.fragments.remove(&off) else {
+                return;
+            };
+            let frag_end = off + frag.len() as u64;
+            if frag_end > cend {
+                let skip = usize::try_from(cend - off).unwrap_or(usize::MAX);
+                self.ready.extend(&frag[skip.min(frag.len())..]);
+            }
+        }
+    }
+
+    fn has_readable(&self) -> bool {
+        !self.ready.is_empty()
+            || self.final_size == Some(self.read)
+            || self.skips.contains(self.read)
+    }
 }
 
 /// A chunk of stream data to put in a STREAM frame; its bytes are copied straight from the send
@@ -340,6 +397,7 @@ impl Streams {
 
     fn new_recv(&self, now: Instant) -> RecvStream {
         RecvStream {
+            ready: VecDeque::new(),
             fragments: BTreeMap::new(),
             read: 0,
             highest: 0,
@@ -916,21 +974,8 @@ impl Streams {
                 ));
             }
         }
-        if end > r.read && !data.is_empty() {
-            let skip = usize::try_from(r.read.saturating_sub(offset)).unwrap_or(0);
-            let (off, bytes) = (offset.max(r.read), &data[skip.min(data.len())..]);
-            let keep = r
-                .fragments
-                .get(&off)
-                .is_none_or(|old| old.len() < bytes.len());
-            if keep {
-                r.fragments.insert(off, bytes.to_vec());
-            }
-        }
-        let readable = r.fragments.contains_key(&r.read)
-            || r.final_size == Some(r.read)
-            || r.skips.contains(r.read);
-        if readable && !self.events.contains(&StreamEvent::Readable(id)) {
+        r.insert(offset, data);
+        if r.has_readable() && !self.events.contains(&StreamEvent::Readable(id)) {
             self.events.push_back(StreamEvent::Readable(id));
         }
         Ok(())
@@ -985,53 +1030,39 @@ impl Streams {
         let mut skipped = None;
         while out.len() < max {
             let first_skip = r.skips.iter().next();
-            if let Some(s) = first_skip.filter(|s| s.start <= r.read) {
+            if let Some(s) = first_skip.clone().filter(|s| s.start <= r.read) {
                 if !out.is_empty() {
                     break; // deliver what precedes the gap first
                 }
                 let range = r.read..s.end;
                 r.skips.remove(range.clone());
-                r.fragments
-                    .retain(|&off, frag| off + frag.len() as u64 > range.end);
-                if let Some((&off, _)) = r.fragments.range(..range.end).next_back() {
-                    if let Some(frag) = r.fragments.remove(&off) {
-                        let cut = usize::try_from(range.end - off).unwrap_or(usize::MAX);
-                        if cut < frag.len() {
-                            r.fragments.insert(range.end, frag[cut..].to_vec());
-                        }
-                    }
+                let drop = usize::try_from(range.end - r.read)
+                    .unwrap_or(usize::MAX)
+                    .min(r.ready.len());
+                r.ready.drain(..drop);
+                if r.ready.is_empty() {
+                    // The abandoned range reached past the contiguous data: forget what lies
+                    // inside it.
+                    r.fragments
+                        .retain(|&off, frag| off + frag.len() as u64 > range.end);
                 }
                 r.read = range.end;
+                r.absorb_fragments();
                 skipped = Some(range);
                 continue;
             }
-            let Some(frag) = r.fragments.remove(&r.read) else {
-                // A fragment may start before `read` after partial reads.
-                let Some((&off, _)) = r.fragments.range(..r.read).next_back() else {
-                    break;
-                };
-                let Some(frag) = r.fragments.remove(&off) else {
-                    break;
-                };
-                let skip = usize::try_from(r.read - off).unwrap_or(usize::MAX);
-                if skip < frag.len() {
-                    r.fragments.insert(r.read, frag[skip..].to_vec());
-                }
-                continue;
-            };
-            let mut take = frag.len().min(max - out.len());
-            // Do not read into an abandoned range.
-            let first_skip = r.skips.iter().next();
+            if r.ready.is_empty() {
+                break;
+            }
+            let mut take = (max - out.len()).min(r.ready.len());
             if let Some(s) = first_skip {
-                if s.start > r.read {
-                    take = take.min(usize::try_from(s.start - r.read).unwrap_or(usize::MAX));
-                }
+                take = take.min(usize::try_from(s.start - r.read).unwrap_or(usize::MAX));
             }
-            out.extend_from_slice(&frag[..take]);
-            if take < frag.len() {
-                r.fragments
-                    .insert(r.read + take as u64, frag[take..].to_vec());
-            }
+            let (a, b) = r.ready.as_slices();
+            let from_a = take.min(a.len());
+            out.extend_from_slice(&a[..from_a]);
+            out.extend_from_slice(&b[..take - from_a]);
+            r.ready.drain(..take);
             r.read += take as u64;
         }
         let consumed_to = r.read;
@@ -1050,7 +1081,7 @@ impl Streams {
             r.last_grant = now;
             grant = true;
         }
-        let more = r.fragments.contains_key(&r.read) || r.skips.contains(r.read);
+        let more = !r.ready.is_empty() || r.skips.contains(r.read);
         if grant {
             self.pending_max_stream_data.push(id);
         }
