@@ -38,6 +38,7 @@ fn one_bulk_flow_uses_at_least_90_percent_of_a_100mbit_20ms_path() {
         let measured = Duration::from_secs(4);
         let got = bulk.run(&mut p, measured);
         let rate = mbps(got[0], measured);
+        eprintln!("utilisation {}: {rate:.1} Mbit/s of 100", cc_name(cc));
         assert!(rate >= 90.0, "{cc:?}: {rate:.1} Mbit/s of 100");
     }
 }
@@ -64,6 +65,11 @@ fn two_flows_share_a_bottleneck_within_20_percent() {
     assert_eq!(got.len(), 2);
     let (a, b) = (got[0] as f64, got[1] as f64);
     let share = a / (a + b);
+    eprintln!(
+        "fairness: {:.1} / {:.1} Mbit/s (share {share:.3})",
+        mbps(got[0], measured),
+        mbps(got[1], measured)
+    );
     assert!((0.4..=0.6).contains(&share), "shares {a} / {b}");
     assert!(
         mbps(got[0] + got[1], measured) > 45.0,
@@ -123,6 +129,7 @@ fn bbr_keeps_80_percent_utilisation_with_1_percent_random_loss() {
     let measured = Duration::from_secs(4);
     let got = bulk.run(&mut p, measured);
     let rate = mbps(got[0], measured);
+    eprintln!("bbr at 1% loss: {rate:.1} Mbit/s of 100");
     assert!(rate >= 80.0, "BBR at 1% loss: {rate:.1} Mbit/s of 100");
 }
 
@@ -156,6 +163,14 @@ fn path_mtu_is_discovered_and_a_black_hole_is_survived() {
         mbps(got[0], measured) > 50.0,
         "data flows again after the black hole"
     );
+}
+
+fn cc_name(cc: CongestionControl) -> &'static str {
+    match cc {
+        CongestionControl::Bbr(_) => "bbr",
+        CongestionControl::NewReno => "newreno",
+        _ => "cubic",
+    }
 }
 
 fn client_stats(p: &mut Pair, h: ConnectionHandle) -> jsp_proto::ConnectionStats {
