@@ -6,8 +6,8 @@
 //! `poll_timeout` has passed; then drain `poll_transmit` and `poll_event`, and each connection's
 //! events through [`Endpoint::connection_mut`].
 
+use core::net::SocketAddr;
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use crate::config::{ClientConfig, EndpointConfig, RetryPolicy, ServerConfig};

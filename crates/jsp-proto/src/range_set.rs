@@ -67,6 +67,27 @@ impl RangeSet {
         true
     }
 
+    /// Inserts the part of `range` that is not in `exclude` (re-queueing what of a lost range
+    /// was not acknowledged).
+    pub fn insert_difference(&mut self, range: Range<u64>, exclude: &RangeSet) {
+        let mut start = range.start;
+        for a in exclude.iter() {
+            if a.end <= start {
+                continue;
+            }
+            if a.start >= range.end {
+                break;
+            }
+            if a.start > start {
+                self.insert(start..a.start);
+            }
+            start = start.max(a.end);
+        }
+        if start < range.end {
+            self.insert(start..range.end);
+        }
+    }
+
     /// Removes every value in `range` from the set.
     pub fn remove(&mut self, range: Range<u64>) {
         if range.is_empty() {
@@ -152,6 +173,19 @@ mod tests {
         assert!(s.insert(20..30));
         assert!(s.insert(9..21));
         assert_eq!(s.iter().collect::<Vec<_>>(), vec![0..30]);
+    }
+
+    #[test]
+    fn insert_difference_skips_excluded_values() {
+        let mut acked = RangeSet::new();
+        acked.insert(20..40);
+        acked.insert(60..70);
+        let mut pending = RangeSet::new();
+        pending.insert_difference(0..100, &acked);
+        assert_eq!(
+            pending.iter().collect::<Vec<_>>(),
+            vec![0..20, 40..60, 70..100]
+        );
     }
 
     #[test]

@@ -51,22 +51,7 @@ impl CryptoSend {
 
     /// A sent range was lost: queue what of it is not acknowledged.
     pub fn on_lost(&mut self, range: Range<u64>) {
-        let mut start = range.start;
-        for a in self.acked.iter() {
-            if a.end <= start {
-                continue;
-            }
-            if a.start >= range.end {
-                break;
-            }
-            if a.start > start {
-                self.pending.insert(start..a.start);
-            }
-            start = start.max(a.end);
-        }
-        if start < range.end {
-            self.pending.insert(start..range.end);
-        }
+        self.pending.insert_difference(range, &self.acked);
     }
 
     /// Re-queues every unacknowledged byte (used by probes).

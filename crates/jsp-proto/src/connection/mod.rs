@@ -18,8 +18,8 @@ pub mod scheduler;
 pub mod sent_frames;
 pub mod streams;
 
+use core::net::SocketAddr;
 use std::collections::VecDeque;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use core::time::Duration;

@@ -2,8 +2,8 @@
 //! the other (NEW_CONNECTION_ID / RETIRE_CONNECTION_ID, with stateless reset tokens), the peer's
 //! reset tokens, and validation of a new peer address with PATH_CHALLENGE / PATH_RESPONSE.
 
+use core::net::SocketAddr;
 use std::collections::{BTreeMap, VecDeque};
-use std::net::SocketAddr;
 
 use crate::error::ErrorCode;
 use crate::time::Instant;

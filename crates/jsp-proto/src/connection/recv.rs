@@ -3,7 +3,7 @@
 //! to parse or authenticate is dropped silently and counted (§5.5); a frame that authenticates
 //! but breaks the rules closes the connection with the matching error code.
 
-use std::net::SocketAddr;
+use core::net::SocketAddr;
 
 use super::streams::StreamId;
 use super::{Connection, Event, State, MAX_QUEUED_DATAGRAMS};

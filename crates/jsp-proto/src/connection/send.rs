@@ -3,7 +3,7 @@
 //! the path MTU, the congestion window and the amplification limit, then seals and applies header
 //! protection (PROTOCOL.md §4, §5).
 
-use std::net::SocketAddr;
+use core::net::SocketAddr;
 
 use super::sent_frames::{SentFrames, SentStream};
 use super::{Connection, State, MIN_INITIAL_DATAGRAM};

@@ -678,22 +678,8 @@ impl Streams {
         if s.reset.is_some() {
             return;
         }
-        let mut start = range.start.max(s.base);
-        for a in s.acked.iter() {
-            if a.end <= start {
-                continue;
-            }
-            if a.start >= range.end {
-                break;
-            }
-            if a.start > start {
-                s.pending.insert(start..a.start);
-            }
-            start = start.max(a.end);
-        }
-        if start < range.end {
-            s.pending.insert(start..range.end);
-        }
+        s.pending
+            .insert_difference(range.start.max(s.base)..range.end, &s.acked);
         if fin && !s.fin_acked {
             s.fin_pending = true;
         }

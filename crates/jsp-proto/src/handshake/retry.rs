@@ -2,7 +2,7 @@
 //! bound to the client's address, and the Retry Integrity Tag that protects Retry packets against
 //! off-path corruption.
 
-use std::net::SocketAddr;
+use core::net::SocketAddr;
 
 use crate::crypto::{Aead, CipherSuite, CryptoError, CryptoProvider};
 use crate::time::Instant;
