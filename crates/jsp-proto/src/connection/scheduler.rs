@@ -814,30 +814,22 @@ mod tests {
     }
 
     #[test]
-    fn ten_thousand_streams_is_fast() {
-        // O(log n) per operation: 10,000 ready streams and 300,000 decisions take well under a
-        // second in a debug build; a linear scan per decision would take minutes.
-        #[allow(
-            clippy::disallowed_methods,
-            reason = "a test measuring its own run time"
-        )]
-        let start = std::time::Instant::now();
+    fn ten_thousand_streams_are_served_fairly_and_removed() {
+        // Scale is a benchmark's job; this checks behaviour at 10,000 ready streams: every
+        // stream gets its turn before any gets a second one, and removal empties the scheduler.
         let mut s = Scheduler::default();
         for i in 0..10_000 {
             s.set_ready(sid(i), StreamPriority::new(QosClass::Media));
         }
-        for _ in 0..300_000 {
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..10_000 {
             let id = s.next().unwrap();
+            assert!(seen.insert(id), "a stream was served twice in one round");
             s.on_sent(id, 1200);
         }
         for i in 0..10_000 {
             s.remove(sid(i));
         }
         assert!(s.is_empty());
-        assert!(
-            start.elapsed() < std::time::Duration::from_secs(20),
-            "{:?}",
-            start.elapsed()
-        );
     }
 }
