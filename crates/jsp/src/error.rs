@@ -1,0 +1,27 @@
+//! Errors of the async library: socket and configuration failures, and the engine's typed
+//! connection errors passed through unchanged.
+
+use std::io;
+
+use jsp_proto::{ConnectionError, DatagramError};
+
+/// What can go wrong when setting up or using an endpoint or connection.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The socket could not be bound or failed.
+    #[error("socket error: {0}")]
+    Io(#[from] io::Error),
+    /// The configuration was rejected.
+    #[error("invalid configuration: {0}")]
+    Config(#[from] jsp_proto::error::ConfigError),
+    /// The connection failed or ended (handshake failure, timeout, closed by the peer ...).
+    #[error(transparent)]
+    Connection(#[from] ConnectionError),
+    /// A datagram could not be sent.
+    #[error(transparent)]
+    Datagram(#[from] DatagramError),
+    /// The endpoint was shut down or its driver stopped.
+    #[error("the endpoint is closed{0}")]
+    EndpointClosed(String),
+}

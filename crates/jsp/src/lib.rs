@@ -1,0 +1,35 @@
+//! JetStreamProto async library (tokio): endpoints over UDP serving many connections, streams
+//! implementing `AsyncRead`/`AsyncWrite`, unreliable datagrams, and everything around them.
+//!
+//! ```no_run
+//! # async fn demo(server_fp: jsp_proto::identity::Fingerprint) -> Result<(), jsp::Error> {
+//! use std::sync::Arc;
+//! use tokio::io::AsyncWriteExt;
+//! let endpoint = jsp::Endpoint::client("0.0.0.0:0".parse().unwrap())?;
+//! let config = Arc::new(jsp::ClientConfig::new(jsp::TrustPolicy::pinned(server_fp)));
+//! let conn = endpoint.connect("127.0.0.1:4433".parse().unwrap(), config).await?;
+//! let (mut send, _recv) = conn.open_bi().await?;
+//! send.write_all(b"hello").await?;
+//! send.finish()?;
+//! # Ok(()) }
+//! ```
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod clock;
+mod connection;
+mod driver;
+mod endpoint;
+mod error;
+mod state;
+mod stream;
+mod udp;
+
+pub use connection::Connection;
+pub use endpoint::Endpoint;
+pub use error::Error;
+pub use jsp_proto::{
+    ClientConfig, CloseReason, ConnectionError, ConnectionStats, Dir, ServerConfig, SessionTicket,
+    TransportConfig, TrustPolicy,
+};
+pub use stream::{RecvStream, SendStream};

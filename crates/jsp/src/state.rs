@@ -1,0 +1,171 @@
+//! State shared between an endpoint's driver task and the application's handles: the sans-IO
+//! engine behind one mutex, plus, per connection, the wakers of tasks waiting on it and the
+//! events the engine produced that the application has not consumed yet.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::{Mutex, MutexGuard};
+use std::task::Waker;
+
+use jsp_proto::connection::HandshakeSummary;
+use jsp_proto::{ConnectionError, ConnectionHandle, Event, SessionTicket, StreamId};
+use tokio::sync::Notify;
+
+use crate::clock::Clock;
+
+/// Everything the driver and the handles share.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) state: Mutex<State>,
+    /// Wakes the driver (the application queued data, opened or closed something).
+    pub(crate) wake: Notify,
+    pub(crate) clock: Clock,
+}
+
+impl Shared {
+    /// Locks the state. A panic while holding the lock cannot leave the engine half-updated in a
+    /// way that matters more than the panic itself, so a poisoned lock is used as is.
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The engine and the per-connection bookkeeping.
+#[derive(Debug)]
+pub(crate) struct State {
+    pub(crate) proto: jsp_proto::Endpoint,
+    pub(crate) conns: HashMap<ConnectionHandle, ConnState>,
+    /// Accepted connections not yet handed to `Endpoint::accept`.
+    pub(crate) incoming: VecDeque<ConnectionHandle>,
+    pub(crate) accept_wakers: Vec<Waker>,
+    /// Set when the driver stopped (socket error or shutdown).
+    pub(crate) driver_error: Option<String>,
+    /// The endpoint is shutting down: refuse new connections.
+    pub(crate) shutting_down: bool,
+}
+
+/// Per-connection state the async layer keeps.
+#[derive(Debug, Default)]
+pub(crate) struct ConnState {
+    pub(crate) summary: Option<HandshakeSummary>,
+    pub(crate) error: Option<ConnectionError>,
+    pub(crate) connected_wakers: Vec<Waker>,
+    pub(crate) incoming_bi: VecDeque<StreamId>,
+    pub(crate) incoming_uni: VecDeque<StreamId>,
+    pub(crate) accept_wakers: Vec<Waker>,
+    pub(crate) readable: HashSet<StreamId>,
+    pub(crate) read_wakers: HashMap<StreamId, Waker>,
+    pub(crate) stream_resets: HashMap<StreamId, u64>,
+    pub(crate) write_wakers: Vec<Waker>,
+    pub(crate) datagram_wakers: Vec<Waker>,
+    pub(crate) tickets: VecDeque<SessionTicket>,
+    pub(crate) ticket_wakers: Vec<Waker>,
+    pub(crate) closed_wakers: Vec<Waker>,
+    /// Application handles alive; the connection is closed and forgotten at zero.
+    pub(crate) handles: usize,
+}
+
+fn wake_all(w: &mut Vec<Waker>) {
+    for w in w.drain(..) {
+        w.wake();
+    }
+}
+
+impl State {
+    /// Moves engine events into per-connection state and wakes whoever waits on them.
+    pub(crate) fn dispatch(&mut self, now: jsp_proto::Instant) {
+        while let Some(jsp_proto::EndpointEvent::NewConnection(h)) = self.proto.poll_event() {
+            self.conns.entry(h).or_default();
+            if self.shutting_down {
+                if let Some(c) = self.proto.connection_mut(h) {
+                    c.abort(
+                        now,
+                        jsp_proto::CloseReason::GoingAway,
+                        Some("server shutting down"),
+                    );
+                }
+                continue;
+            }
+            self.incoming.push_back(h);
+            wake_all(&mut self.accept_wakers);
+        }
+        let handles: Vec<ConnectionHandle> = self.conns.keys().copied().collect();
+        for h in handles {
+            let Some(conn) = self.proto.connection_mut(h) else {
+                // The engine forgot it: make sure waiters learn it ended.
+                if let Some(cs) = self.conns.get_mut(&h) {
+                    if cs.error.is_none() {
+                        cs.error = Some(ConnectionError::TimedOut);
+                    }
+                    wake_everyone(cs);
+                }
+                continue;
+            };
+            let Some(cs) = self.conns.get_mut(&h) else {
+                continue;
+            };
+            let mut any = false;
+            while let Some(ev) = conn.poll_event() {
+                any = true;
+                match ev {
+                    Event::Connected(s) => {
+                        cs.summary = Some(s);
+                        wake_all(&mut cs.connected_wakers);
+                    }
+                    Event::StreamOpened(id) => {
+                        match id.dir() {
+                            jsp_proto::Dir::Bi => cs.incoming_bi.push_back(id),
+                            jsp_proto::Dir::Uni => cs.incoming_uni.push_back(id),
+                        }
+                        wake_all(&mut cs.accept_wakers);
+                    }
+                    Event::StreamReadable(id) | Event::StreamSkipped { id, .. } => {
+                        cs.readable.insert(id);
+                        if let Some(w) = cs.read_wakers.remove(&id) {
+                            w.wake();
+                        }
+                    }
+                    Event::StreamReset { id, code } => {
+                        cs.stream_resets.insert(id, code);
+                        if let Some(w) = cs.read_wakers.remove(&id) {
+                            w.wake();
+                        }
+                    }
+                    Event::StreamStopped { .. } => wake_all(&mut cs.write_wakers),
+                    Event::DatagramReceived => wake_all(&mut cs.datagram_wakers),
+                    Event::SessionTicket(t) => {
+                        if cs.tickets.len() >= 8 {
+                            cs.tickets.pop_front();
+                        }
+                        cs.tickets.push_back(*t);
+                        wake_all(&mut cs.ticket_wakers);
+                    }
+                    Event::Closed(e) => {
+                        cs.error = Some(e);
+                        wake_everyone(cs);
+                    }
+                    _ => {}
+                }
+            }
+            // Acknowledgements may have freed send buffer space: let blocked writers retry.
+            if any || conn.unacked_stream_bytes() == 0 {
+                wake_all(&mut cs.write_wakers);
+            }
+        }
+        // Forget connections nobody holds any more once the engine is done with them.
+        let proto = &self.proto;
+        self.conns
+            .retain(|h, cs| cs.handles > 0 || proto.connection(*h).is_some());
+    }
+}
+
+fn wake_everyone(cs: &mut ConnState) {
+    wake_all(&mut cs.connected_wakers);
+    wake_all(&mut cs.accept_wakers);
+    wake_all(&mut cs.write_wakers);
+    wake_all(&mut cs.datagram_wakers);
+    wake_all(&mut cs.closed_wakers);
+    wake_all(&mut cs.ticket_wakers);
+    for (_, w) in cs.read_wakers.drain() {
+        w.wake();
+    }
+}

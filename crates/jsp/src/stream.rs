@@ -1,0 +1,237 @@
+//! Stream handles: [`SendStream`] implements tokio's `AsyncWrite` (back-pressure when the
+//! connection's send buffer is full) and [`RecvStream`] implements `AsyncRead` (EOF at FIN).
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use jsp_proto::{ConnectionError, StreamApiError, StreamId};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use crate::connection::Connection;
+
+fn io_err(e: ConnectionError) -> io::Error {
+    io::Error::new(io::ErrorKind::ConnectionAborted, e)
+}
+
+/// The sending half of a stream. Dropping it without [`SendStream::finish`] finishes it too, so
+/// everything written is delivered.
+#[derive(Debug)]
+pub struct SendStream {
+    conn: Connection,
+    id: StreamId,
+    finished: bool,
+}
+
+impl SendStream {
+    pub(crate) fn new(conn: Connection, id: StreamId) -> Self {
+        Self {
+            conn,
+            id,
+            finished: false,
+        }
+    }
+
+    /// The stream's identifier.
+    pub fn id(&self) -> StreamId {
+        self.id
+    }
+
+    /// Ends the stream after the data already written.
+    pub fn finish(&mut self) -> Result<(), ConnectionError> {
+        if self.finished {
+            return Ok(());
+        }
+        self.finished = true;
+        let id = self.id;
+        self.conn
+            .with(|c, _| c.stream_write(id, &[], true))?
+            .map(|_| ())
+            .or_else(|e| match e {
+                StreamApiError::NotWritable | StreamApiError::Stopped(_) => Ok(()),
+                _ => Ok(()),
+            })
+    }
+
+    /// Abandons the stream with an application error code (RESET_STREAM).
+    pub fn reset(&mut self, code: u64) {
+        self.finished = true;
+        let id = self.id;
+        let _ = self.conn.with(|c, _| c.reset_stream(id, code));
+    }
+
+    /// Writes one partially reliable message: abandoned (and reported skipped to the reader) if
+    /// it cannot be delivered within `ttl`.
+    pub async fn send_message(
+        &mut self,
+        data: &[u8],
+        ttl: std::time::Duration,
+    ) -> Result<(), io::Error> {
+        let id = self.id;
+        self.conn
+            .wait(|c, cs, cx| match c.stream_send_message(id, data, ttl) {
+                Ok(()) => Some(Ok(())),
+                Err(StreamApiError::Blocked) => {
+                    cs.write_wakers.push(cx.waker().clone());
+                    None
+                }
+                Err(e) => Some(Err(io::Error::other(e))),
+            })
+            .await
+            .map_err(io_err)?
+    }
+}
+
+impl Drop for SendStream {
+    fn drop(&mut self) {
+        let _ = self.finish();
+    }
+}
+
+impl AsyncWrite for SendStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let id = self.id;
+        let r = self
+            .conn
+            .with(|c, cs| match c.stream_write(id, buf, false) {
+                Ok(n) => Ok(Some(n)),
+                Err(StreamApiError::Blocked) => {
+                    cs.write_wakers.push(cx.waker().clone());
+                    Ok(None)
+                }
+                Err(StreamApiError::Stopped(code)) => Err(io::Error::new(
+                    io::ErrorKind::ConnectionReset,
+                    format!("the peer stopped the stream (code {code})"),
+                )),
+                Err(StreamApiError::NotOpen) => Err(io::Error::new(
+                    io::ErrorKind::NotConnected,
+                    cs.error
+                        .clone()
+                        .map_or_else(|| "connection not open".to_string(), |e| e.to_string()),
+                )),
+                Err(e) => Err(io::Error::other(e)),
+            });
+        match r {
+            Ok(Ok(Some(n))) => Poll::Ready(Ok(n)),
+            Ok(Ok(None)) => Poll::Pending,
+            Ok(Err(e)) => Poll::Ready(Err(e)),
+            Err(e) => Poll::Ready(Err(io_err(e))),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        // Written data is queued in the engine, which sends it as fast as congestion control
+        // allows; there is no separate user-space buffer to flush.
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(self.finish().map_err(io_err))
+    }
+}
+
+/// The receiving half of a stream.
+#[derive(Debug)]
+pub struct RecvStream {
+    conn: Connection,
+    id: StreamId,
+    fin: bool,
+}
+
+impl RecvStream {
+    pub(crate) fn new(conn: Connection, id: StreamId) -> Self {
+        Self {
+            conn,
+            id,
+            fin: false,
+        }
+    }
+
+    /// The stream's identifier.
+    pub fn id(&self) -> StreamId {
+        self.id
+    }
+
+    /// Reads the whole stream, failing if it is longer than `limit` bytes.
+    pub async fn read_all(&mut self, limit: usize) -> io::Result<Vec<u8>> {
+        let mut out = Vec::new();
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = tokio::io::AsyncReadExt::read(self, &mut buf).await?;
+            if n == 0 {
+                return Ok(out);
+            }
+            if out.len() + n > limit {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("stream longer than {limit} bytes"),
+                ));
+            }
+            out.extend_from_slice(&buf[..n]);
+        }
+    }
+
+    /// Asks the peer to stop sending (STOP_SENDING with `code`).
+    pub fn stop(&mut self, code: u64) {
+        self.fin = true;
+        let id = self.id;
+        let _ = self.conn.with(|c, _| c.stop_sending(id, code));
+    }
+}
+
+impl AsyncRead for RecvStream {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if self.fin {
+            return Poll::Ready(Ok(()));
+        }
+        let id = self.id;
+        let max = buf.remaining();
+        let r = self.conn.with(|c, cs| {
+            match c.stream_read(id, max) {
+                Ok((data, fin)) if !data.is_empty() || fin => Ok(Some((data, fin))),
+                Ok(_) => {
+                    if let Some(code) = cs.stream_resets.get(&id) {
+                        return Err(io::Error::new(
+                            io::ErrorKind::ConnectionReset,
+                            format!("the peer reset the stream (code {code})"),
+                        ));
+                    }
+                    if let Some(e) = &cs.error {
+                        return Err(io::Error::new(io::ErrorKind::ConnectionAborted, e.clone()));
+                    }
+                    cs.readable.remove(&id);
+                    cs.read_wakers.insert(id, cx.waker().clone());
+                    Ok(None)
+                }
+                // Released after its FIN was read, or reset.
+                Err(_) => match cs.stream_resets.get(&id) {
+                    Some(code) => Err(io::Error::new(
+                        io::ErrorKind::ConnectionReset,
+                        format!("the peer reset the stream (code {code})"),
+                    )),
+                    None => Ok(Some((Vec::new(), true))),
+                },
+            }
+        });
+        match r {
+            Ok(Ok(Some((data, fin)))) => {
+                buf.put_slice(&data);
+                if fin {
+                    self.fin = true;
+                }
+                Poll::Ready(Ok(()))
+            }
+            Ok(Ok(None)) => Poll::Pending,
+            Ok(Err(e)) => Poll::Ready(Err(e)),
+            Err(e) => Poll::Ready(Err(io_err(e))),
+        }
+    }
+}

@@ -1,0 +1,156 @@
+//! The async library over real UDP sockets on loopback: handshake, streams in both directions,
+//! datagrams, resumption with 0-RTT, graceful shutdown.
+
+#![allow(clippy::expect_used, clippy::unwrap_used)] // test code: a failed expectation is a test failure
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use jsp::{ClientConfig, Endpoint, ServerConfig, TrustPolicy};
+use jsp_proto::crypto::default_provider;
+use jsp_proto::identity::Identity;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+fn configs() -> (ServerConfig, Arc<ClientConfig>) {
+    let id = Identity::generate(default_provider().as_ref()).unwrap();
+    let fp = id.fingerprint();
+    (
+        ServerConfig::new(id),
+        Arc::new(ClientConfig::new(TrustPolicy::pinned(fp))),
+    )
+}
+
+/// A server that echoes every bidirectional stream and every datagram.
+fn echo_server(config: ServerConfig) -> Endpoint {
+    let server = Endpoint::server("127.0.0.1:0".parse().unwrap(), config).unwrap();
+    let s = server.clone();
+    tokio::spawn(async move {
+        while let Some(conn) = s.accept().await {
+            tokio::spawn(async move {
+                if conn.established().await.is_err() {
+                    return;
+                }
+                let c2 = conn.clone();
+                tokio::spawn(async move {
+                    while let Ok(d) = c2.read_datagram().await {
+                        let _ = c2.send_datagram(&d);
+                    }
+                });
+                while let Ok((mut send, mut recv)) = conn.accept_bi().await {
+                    tokio::spawn(async move {
+                        let data = recv.read_all(64 << 20).await.unwrap();
+                        send.write_all(&data).await.unwrap();
+                        send.finish().unwrap();
+                    });
+                }
+            });
+        }
+    });
+    server
+}
+
+#[tokio::test]
+async fn handshake_stream_echo_and_datagrams_over_udp() {
+    let (server_cfg, client_cfg) = configs();
+    let server = echo_server(server_cfg);
+    let client = Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+    let conn = tokio::time::timeout(
+        Duration::from_secs(10),
+        client.connect(server.local_addr(), client_cfg),
+    )
+    .await
+    .expect("handshake in time")
+    .expect("handshake");
+    let summary = conn.handshake_summary().unwrap();
+    assert_eq!(summary.group, "X25519-MLKEM768");
+
+    // 4 MiB echoed back intact.
+    let data: Vec<u8> = (0..4u32 << 20).map(|i| (i % 251) as u8).collect();
+    let (mut send, mut recv) = conn.open_bi().await.unwrap();
+    let writer = {
+        let data = data.clone();
+        tokio::spawn(async move {
+            send.write_all(&data).await.unwrap();
+            send.finish().unwrap();
+        })
+    };
+    let mut back = Vec::new();
+    tokio::time::timeout(Duration::from_secs(30), recv.read_to_end(&mut back))
+        .await
+        .expect("echo in time")
+        .unwrap();
+    writer.await.unwrap();
+    assert!(
+        back == data,
+        "echoed {} of {} bytes",
+        back.len(),
+        data.len()
+    );
+
+    conn.send_datagram(b"ping").unwrap();
+    let d = tokio::time::timeout(Duration::from_secs(5), conn.read_datagram())
+        .await
+        .expect("datagram in time")
+        .unwrap();
+    assert_eq!(d, b"ping");
+    let st = conn.stats();
+    assert!(st.bytes_received > 4 << 20);
+    conn.close(jsp::CloseReason::Normal, Some("bye"));
+}
+
+#[tokio::test]
+async fn resumption_sends_0rtt_data_over_udp() {
+    let (server_cfg, client_cfg) = configs();
+    let server = echo_server(server_cfg);
+    let client = Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+    let first = client
+        .connect(server.local_addr(), client_cfg.clone())
+        .await
+        .unwrap();
+    let ticket = tokio::time::timeout(Duration::from_secs(5), first.wait_session_ticket())
+        .await
+        .expect("a ticket in time")
+        .unwrap();
+    let second = client
+        .connect_resuming(server.local_addr(), client_cfg, Some(&ticket))
+        .await
+        .unwrap();
+    let (mut send, mut recv) = second.open_bi().await.unwrap();
+    send.write_all(b"early").await.unwrap();
+    send.finish().unwrap();
+    let mut back = String::new();
+    tokio::time::timeout(Duration::from_secs(5), recv.read_to_string(&mut back))
+        .await
+        .expect("answer in time")
+        .unwrap();
+    assert_eq!(back, "early");
+    let summary = second.established().await.unwrap();
+    assert!(summary.resumed, "the second connection resumed the session");
+}
+
+#[tokio::test]
+async fn shutdown_closes_connections_with_going_away() {
+    let (server_cfg, client_cfg) = configs();
+    let server = echo_server(server_cfg);
+    let client = Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+    let conn = client
+        .connect(server.local_addr(), client_cfg)
+        .await
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(10), server.shutdown())
+        .await
+        .expect("shutdown completes");
+    let err = tokio::time::timeout(Duration::from_secs(5), conn.closed())
+        .await
+        .expect("the client learns");
+    assert!(
+        matches!(
+            err,
+            jsp::ConnectionError::PeerClosed {
+                reason: jsp::CloseReason::GoingAway,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+}
