@@ -10,6 +10,7 @@ use core::net::SocketAddr;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 
+use crate::activity::Activity;
 use crate::config::{ClientConfig, EndpointConfig, RetryPolicy, ServerConfig};
 use crate::connection::{Connection, ServerContext, Transmit, MIN_INITIAL_DATAGRAM};
 use crate::crypto::CryptoProvider;
@@ -95,7 +96,7 @@ pub struct Endpoint {
     events: VecDeque<EndpointEvent>,
     unix_at_zero: u64,
     reset_key: zeroize::Zeroizing<[u8; 32]>,
-    next_poll: usize,
+    activity: Activity,
     stats: EndpointStats,
 }
 
@@ -165,7 +166,7 @@ impl Endpoint {
             stateless: VecDeque::new(),
             events: VecDeque::new(),
             unix_at_zero,
-            next_poll: 0,
+            activity: Activity::default(),
             stats: EndpointStats::default(),
         })
     }
@@ -258,6 +259,7 @@ impl Endpoint {
                         if let Some(c) = self.connections.get_mut(h.0).and_then(Option::as_mut) {
                             c.add_local_cid(cid, token);
                         }
+                        self.activity.mark(h.0);
                     }
                 }
                 crate::connection::EndpointRequest::RegisterResetToken(token) => {
@@ -321,6 +323,7 @@ impl Endpoint {
         }
         self.cids_of.insert(h, cids);
         self.handshaking.insert(h);
+        self.activity.mark(h.0);
         h
     }
 
@@ -366,9 +369,34 @@ impl Endpoint {
         self.server.as_ref().map(|s| s.ctx.resumption.clone())
     }
 
-    /// The connection behind `handle`.
+    /// The connection behind `handle` (the endpoint then re-reads its timers and send queue).
     pub fn connection_mut(&mut self, handle: ConnectionHandle) -> Option<&mut Connection> {
-        self.connections.get_mut(handle.0).and_then(Option::as_mut)
+        let c = self
+            .connections
+            .get_mut(handle.0)
+            .and_then(Option::as_mut)?;
+        self.activity.mark(handle.0);
+        Some(c)
+    }
+
+    /// The next event of connection `handle` (reading events changes nothing the endpoint
+    /// schedules, so unlike [`Endpoint::connection_mut`] this does not mark it active).
+    pub fn poll_connection_event(&mut self, handle: ConnectionHandle) -> Option<crate::Event> {
+        self.connections
+            .get_mut(handle.0)
+            .and_then(Option::as_mut)?
+            .poll_event()
+    }
+
+    /// The next connection that something happened to since the last call (new events may be
+    /// waiting): lets a driver dispatch events without scanning every connection.
+    pub fn poll_active(&mut self) -> Option<ConnectionHandle> {
+        loop {
+            let i = self.activity.pop_active()?;
+            if self.connections.get(i).is_some_and(Option::is_some) {
+                return Some(ConnectionHandle(i));
+            }
+        }
     }
 
     /// The connection behind `handle`.
@@ -424,6 +452,7 @@ impl Endpoint {
                 if c.is_closed() {
                     self.closed.push(h);
                 }
+                self.activity.mark(h.0);
                 self.serve_requests(h);
                 return;
             }
@@ -696,14 +725,16 @@ impl Endpoint {
                 size: bytes.len(),
             });
         }
-        let n = self.connections.len();
-        for i in 0..n {
-            let idx = (self.next_poll + i) % n;
-            if let Some(c) = self.connections[idx].as_mut() {
-                if let Some(t) = c.poll_transmit(now, buf) {
-                    self.next_poll = idx;
-                    return Some(t);
-                }
+        while let Some(i) = self.activity.pop_ready() {
+            let Some(c) = self.connections.get_mut(i).and_then(Option::as_mut) else {
+                continue;
+            };
+            let sent = c.poll_transmit(now, buf);
+            // Sending arms loss and pacing timers.
+            self.activity.mark_timer(i);
+            if let Some(t) = sent {
+                self.activity.requeue(i);
+                return Some(t);
             }
         }
         None
@@ -734,29 +765,36 @@ impl Endpoint {
         }
     }
 
+    fn refresh_timers(&mut self) {
+        let conns = &self.connections;
+        self.activity.refresh(|i| {
+            conns
+                .get(i)
+                .and_then(Option::as_ref)
+                .and_then(Connection::poll_timeout)
+        });
+    }
+
     /// When [`Endpoint::handle_timeout`] should next be called.
-    pub fn poll_timeout(&self) -> Option<Instant> {
-        self.connections
-            .iter()
-            .flatten()
-            .filter_map(Connection::poll_timeout)
-            .min()
+    pub fn poll_timeout(&mut self) -> Option<Instant> {
+        self.refresh_timers();
+        self.activity.next_deadline()
     }
 
     /// Handles expired timers of every connection and forgets closed connections whose events
     /// were all read.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.reap();
-        for (i, slot) in self.connections.iter_mut().enumerate() {
-            let Some(c) = slot.as_mut() else { continue };
-            if c.poll_timeout().is_some_and(|t| t <= now) {
-                c.handle_timeout(now);
-                if c.is_closed() {
-                    self.closed.push(ConnectionHandle(i));
-                }
+        self.refresh_timers();
+        while let Some(i) = self.activity.pop_due(now) {
+            let Some(c) = self.connections.get_mut(i).and_then(Option::as_mut) else {
+                continue;
+            };
+            c.handle_timeout(now);
+            if c.is_closed() {
+                self.closed.push(ConnectionHandle(i));
             }
-        }
-        for i in 0..self.connections.len() {
+            self.activity.mark(i);
             self.serve_requests(ConnectionHandle(i));
         }
         self.reap();
@@ -778,6 +816,7 @@ impl Endpoint {
             }
             self.connections[h.0] = None;
             self.free.push(h.0);
+            self.activity.forget(h.0);
             if let Some(cids) = self.cids_of.remove(&h) {
                 for c in cids {
                     self.by_cid.remove(&c);

@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod activity;
 pub mod config;
 pub mod connection;
 pub mod crypto;

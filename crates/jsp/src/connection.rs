@@ -266,8 +266,13 @@ impl Connection {
     pub async fn closed(&self) -> ConnectionError {
         let r = self
             .wait(|c, cs, cx| {
+                // Ended for the application once the close is recorded; the engine's closing or
+                // draining period after that is internal.
+                if let Some(e) = &cs.error {
+                    return Some(e.clone());
+                }
                 if c.is_closed() {
-                    return Some(cs.error.clone().unwrap_or(ConnectionError::TimedOut));
+                    return Some(ConnectionError::TimedOut);
                 }
                 cs.closed_wakers.push(cx.waker().clone());
                 None

@@ -35,7 +35,7 @@ pub(crate) async fn run(shared: Arc<Shared>, io: UdpIo) {
     debug!(addr = ?io.local_addr().ok(), gso = max_segments, "endpoint driver started");
     loop {
         let deadline = {
-            let st = shared.lock();
+            let mut st = shared.lock();
             if st.driver_error.is_some() {
                 return;
             }

@@ -88,73 +88,75 @@ impl State {
             self.incoming.push_back(h);
             wake_all(&mut self.accept_wakers);
         }
-        let handles: Vec<ConnectionHandle> = self.conns.keys().copied().collect();
-        for h in handles {
-            let Some(conn) = self.proto.connection_mut(h) else {
-                // The engine forgot it: make sure waiters learn it ended.
-                if let Some(cs) = self.conns.get_mut(&h) {
-                    if cs.error.is_none() {
-                        cs.error = Some(ConnectionError::TimedOut);
+        while let Some(h) = self.proto.poll_active() {
+            self.dispatch_one(h);
+        }
+    }
+
+    /// Dispatches the events of one connection.
+    pub(crate) fn dispatch_one(&mut self, h: ConnectionHandle) {
+        if self.proto.connection(h).is_none() {
+            // The engine forgot it: make sure waiters learn it ended, and drop our state once
+            // no handle refers to it.
+            if let Some(cs) = self.conns.get_mut(&h) {
+                if cs.error.is_none() {
+                    cs.error = Some(ConnectionError::TimedOut);
+                }
+                wake_everyone(cs);
+                if cs.handles == 0 {
+                    self.conns.remove(&h);
+                }
+            }
+            return;
+        }
+        let cs = self.conns.entry(h).or_default();
+        let mut any = false;
+        while let Some(ev) = self.proto.poll_connection_event(h) {
+            any = true;
+            match ev {
+                Event::Connected(s) => {
+                    cs.summary = Some(s);
+                    wake_all(&mut cs.connected_wakers);
+                }
+                Event::StreamOpened(id) => {
+                    match id.dir() {
+                        jsp_proto::Dir::Bi => cs.incoming_bi.push_back(id),
+                        jsp_proto::Dir::Uni => cs.incoming_uni.push_back(id),
                     }
+                    wake_all(&mut cs.accept_wakers);
+                }
+                Event::StreamReadable(id) | Event::StreamSkipped { id, .. } => {
+                    cs.readable.insert(id);
+                    if let Some(w) = cs.read_wakers.remove(&id) {
+                        w.wake();
+                    }
+                }
+                Event::StreamReset { id, code } => {
+                    cs.stream_resets.insert(id, code);
+                    if let Some(w) = cs.read_wakers.remove(&id) {
+                        w.wake();
+                    }
+                }
+                Event::StreamStopped { .. } => wake_all(&mut cs.write_wakers),
+                Event::DatagramReceived => wake_all(&mut cs.datagram_wakers),
+                Event::SessionTicket(t) => {
+                    if cs.tickets.len() >= 8 {
+                        cs.tickets.pop_front();
+                    }
+                    cs.tickets.push_back(*t);
+                    wake_all(&mut cs.ticket_wakers);
+                }
+                Event::Closed(e) => {
+                    cs.error = Some(e);
                     wake_everyone(cs);
                 }
-                continue;
-            };
-            let Some(cs) = self.conns.get_mut(&h) else {
-                continue;
-            };
-            let mut any = false;
-            while let Some(ev) = conn.poll_event() {
-                any = true;
-                match ev {
-                    Event::Connected(s) => {
-                        cs.summary = Some(s);
-                        wake_all(&mut cs.connected_wakers);
-                    }
-                    Event::StreamOpened(id) => {
-                        match id.dir() {
-                            jsp_proto::Dir::Bi => cs.incoming_bi.push_back(id),
-                            jsp_proto::Dir::Uni => cs.incoming_uni.push_back(id),
-                        }
-                        wake_all(&mut cs.accept_wakers);
-                    }
-                    Event::StreamReadable(id) | Event::StreamSkipped { id, .. } => {
-                        cs.readable.insert(id);
-                        if let Some(w) = cs.read_wakers.remove(&id) {
-                            w.wake();
-                        }
-                    }
-                    Event::StreamReset { id, code } => {
-                        cs.stream_resets.insert(id, code);
-                        if let Some(w) = cs.read_wakers.remove(&id) {
-                            w.wake();
-                        }
-                    }
-                    Event::StreamStopped { .. } => wake_all(&mut cs.write_wakers),
-                    Event::DatagramReceived => wake_all(&mut cs.datagram_wakers),
-                    Event::SessionTicket(t) => {
-                        if cs.tickets.len() >= 8 {
-                            cs.tickets.pop_front();
-                        }
-                        cs.tickets.push_back(*t);
-                        wake_all(&mut cs.ticket_wakers);
-                    }
-                    Event::Closed(e) => {
-                        cs.error = Some(e);
-                        wake_everyone(cs);
-                    }
-                    _ => {}
-                }
-            }
-            // Acknowledgements may have freed send buffer space: let blocked writers retry.
-            if any || conn.unacked_stream_bytes() == 0 {
-                wake_all(&mut cs.write_wakers);
+                _ => {}
             }
         }
-        // Forget connections nobody holds any more once the engine is done with them.
-        let proto = &self.proto;
-        self.conns
-            .retain(|h, cs| cs.handles > 0 || proto.connection(*h).is_some());
+        // Acknowledgements may have freed send buffer space: let blocked writers retry.
+        if any || !cs.write_wakers.is_empty() {
+            wake_all(&mut cs.write_wakers);
+        }
     }
 }
 
