@@ -594,7 +594,7 @@ impl Harness {
     }
 
     /// What happens next.
-    pub fn next(&self) -> Next {
+    pub fn next(&mut self) -> Next {
         let arrival = self
             .in_flight
             .front()
