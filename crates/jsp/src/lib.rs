@@ -33,3 +33,8 @@ pub use jsp_proto::{
     TransportConfig, TrustPolicy,
 };
 pub use stream::{RecvStream, SendStream};
+
+pub mod backoff;
+pub mod config_file;
+pub mod framing;
+pub mod limits;
