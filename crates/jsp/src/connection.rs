@@ -288,9 +288,30 @@ impl Connection {
         self.with(|c, _| c.stats()).unwrap_or_default()
     }
 
-    /// The peer's address.
+    /// The carriage this connection runs over.
+    pub fn carriage(&self) -> crate::Carriage {
+        let st = self.inner.shared.lock();
+        let remote = st
+            .proto
+            .connection(self.inner.handle)
+            .map(jsp_proto::Connection::remote_address);
+        match remote.and_then(|r| st.stream_peers.get(&r)) {
+            Some(p) => p.kind,
+            None => crate::Carriage::Udp,
+        }
+    }
+
+    /// The peer's address (for TCP and WebSocket carriages, the address of the TCP peer).
     pub fn remote_address(&self) -> Option<SocketAddr> {
-        self.with(|c, _| c.remote_address()).ok()
+        let st = self.inner.shared.lock();
+        let remote = st
+            .proto
+            .connection(self.inner.handle)
+            .map(jsp_proto::Connection::remote_address)?;
+        if crate::carriage::is_synthetic(&remote) {
+            return st.stream_peers.get(&remote).map(|p| p.real);
+        }
+        Some(remote)
     }
 
     /// What the handshake negotiated, once complete.

@@ -6,6 +6,7 @@ use std::io::IoSliceMut;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use bytes::BytesMut;
 use quinn_udp::{RecvMeta, Transmit};
 use tracing::{debug, trace, warn};
 
@@ -31,6 +32,11 @@ pub(crate) async fn run(shared: Arc<Shared>, io: UdpIo) {
     let mut out = Vec::with_capacity(64 * 1024);
     let mut scratch = Vec::with_capacity(2048);
     let mut batches: Vec<Batch> = Vec::with_capacity(SEND_BATCH_DATAGRAMS);
+    let mut stream_out: Vec<(
+        SocketAddr,
+        tokio::sync::mpsc::Sender<bytes::Bytes>,
+        BytesMut,
+    )> = Vec::new();
     let max_segments = io.max_gso_segments().max(1);
     debug!(addr = ?io.local_addr().ok(), gso = max_segments, "endpoint driver started");
     loop {
@@ -47,6 +53,7 @@ pub(crate) async fn run(shared: Arc<Shared>, io: UdpIo) {
                 None => std::future::pending::<()>().await,
             }
         };
+        let taken_any;
         let received = {
             let mut iovs: Vec<IoSliceMut<'_>> = recv_buf
                 .chunks_mut(RECV_SLOT)
@@ -86,11 +93,29 @@ pub(crate) async fn run(shared: Arc<Shared>, io: UdpIo) {
             // Collect what to send, grouping equal-size datagrams to one destination (GSO).
             out.clear();
             batches.clear();
-            while batches.len() < SEND_BATCH_DATAGRAMS {
+            stream_out.clear();
+            let mut taken = 0;
+            while taken < SEND_BATCH_DATAGRAMS {
                 let Some(t) = st.proto.poll_transmit(now, &mut scratch) else {
                     break;
                 };
+                taken += 1;
                 let size = t.size;
+                if let Some(peer) = st.stream_peers.get(&t.destination) {
+                    // A TCP or WebSocket carriage: one record per datagram.
+                    let buf = match stream_out.iter_mut().find(|(a, _, _)| *a == t.destination) {
+                        Some((_, _, b)) => b,
+                        None => {
+                            stream_out.push((t.destination, peer.tx.clone(), BytesMut::new()));
+                            match stream_out.last_mut() {
+                                Some((_, _, b)) => b,
+                                None => continue,
+                            }
+                        }
+                    };
+                    let _ = crate::framing::encode_record(buf, &scratch[..size]);
+                    continue;
+                }
                 let extend = batches.last().is_some_and(|b| {
                     b.dst == t.destination
                         && b.count < max_segments
@@ -115,6 +140,12 @@ pub(crate) async fn run(shared: Arc<Shared>, io: UdpIo) {
                 }
             }
             st.dispatch(now);
+            taken_any = taken > 0;
+        }
+        for (addr, tx, buf) in stream_out.drain(..) {
+            if tx.try_send(buf.freeze()).is_err() {
+                trace!(%addr, "stream carriage queue full: packets dropped");
+            }
         }
         for b in &batches {
             let transmit = Transmit {
@@ -129,7 +160,7 @@ pub(crate) async fn run(shared: Arc<Shared>, io: UdpIo) {
                 warn!(error = %e, dst = %b.dst, "send failed");
             }
         }
-        if !batches.is_empty() {
+        if !batches.is_empty() || taken_any {
             // More may be waiting (the batch limit was hit): go round without sleeping.
             shared.wake.notify_one();
         }

@@ -11,11 +11,44 @@ use jsp_proto::crypto::default_provider;
 use jsp_proto::{ClientConfig, EndpointConfig, ServerConfig, SessionTicket};
 use tokio::sync::Notify;
 
+use crate::carriage::Carriage;
 use crate::clock::Clock;
 use crate::connection::Connection;
 use crate::error::Error;
 use crate::state::{Shared, State};
 use crate::udp::UdpIo;
+
+/// How long a WebSocket client may take to complete its HTTP upgrade.
+const WS_UPGRADE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Where to reach a server over each carriage, and when to fall back (see
+/// [`Endpoint::connect_auto`]).
+#[derive(Debug, Clone)]
+pub struct Targets {
+    /// The server's UDP address.
+    pub udp: Option<SocketAddr>,
+    /// The server's TCP carriage address.
+    pub tcp: Option<SocketAddr>,
+    /// The server's WebSocket carriage address.
+    pub ws: Option<SocketAddr>,
+    /// Start the TCP attempt if UDP has not connected by then.
+    pub tcp_delay: std::time::Duration,
+    /// Start the WebSocket attempt if nothing has connected by then.
+    pub ws_delay: std::time::Duration,
+}
+
+impl Targets {
+    /// All three carriages with the default delays (TCP after 500 ms, WebSocket after 1 s).
+    pub fn all(udp: SocketAddr, tcp: SocketAddr, ws: SocketAddr) -> Self {
+        Self {
+            udp: Some(udp),
+            tcp: Some(tcp),
+            ws: Some(ws),
+            tcp_delay: std::time::Duration::from_millis(500),
+            ws_delay: std::time::Duration::from_secs(1),
+        }
+    }
+}
 
 /// A JetStreamProto endpoint over UDP.
 #[derive(Debug, Clone)]
@@ -56,6 +89,8 @@ impl Endpoint {
                 accept_wakers: Vec::new(),
                 driver_error: None,
                 shutting_down: false,
+                stream_peers: HashMap::new(),
+                next_stream_peer: 0,
             }),
             wake: Notify::new(),
             clock,
@@ -148,6 +183,139 @@ impl Endpoint {
         self.shared.wake.notify_one();
         for h in handles {
             Connection::new(self.shared.clone(), h).closed().await;
+        }
+    }
+
+    /// Also accepts TCP carriages on `addr` (the same protocol in length-prefixed records).
+    /// Returns the bound address.
+    pub async fn listen_tcp(&self, addr: SocketAddr) -> Result<SocketAddr, Error> {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        let local = listener.local_addr()?;
+        let shared = self.shared.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                if shared.lock().shutting_down {
+                    break;
+                }
+                crate::carriage::attach_tcp(shared.clone(), stream);
+            }
+        });
+        Ok(local)
+    }
+
+    /// Also accepts WebSocket carriages on `addr` (binary messages carrying records; any path).
+    /// Returns the bound address.
+    pub async fn listen_ws(&self, addr: SocketAddr) -> Result<SocketAddr, Error> {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        let local = listener.local_addr()?;
+        let shared = self.shared.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, real)) = listener.accept().await {
+                if shared.lock().shutting_down {
+                    break;
+                }
+                let shared = shared.clone();
+                tokio::spawn(async move {
+                    // A slow or silent client must not hold the accept loop.
+                    let upgrade = tokio::time::timeout(
+                        WS_UPGRADE_TIMEOUT,
+                        tokio_tungstenite::accept_async(stream),
+                    );
+                    if let Ok(Ok(ws)) = upgrade.await {
+                        crate::carriage::attach_ws(shared, ws, real);
+                    }
+                });
+            }
+        });
+        Ok(local)
+    }
+
+    /// Connects over a TCP carriage to a server's `listen_tcp` address.
+    pub async fn connect_tcp(
+        &self,
+        server: SocketAddr,
+        config: Arc<ClientConfig>,
+    ) -> Result<Connection, Error> {
+        let stream = tokio::net::TcpStream::connect(server).await?;
+        let addr = crate::carriage::attach_tcp(self.shared.clone(), stream);
+        self.connect(addr, config).await
+    }
+
+    /// Connects over a WebSocket carriage to a server's `listen_ws` address.
+    pub async fn connect_ws(
+        &self,
+        server: SocketAddr,
+        config: Arc<ClientConfig>,
+    ) -> Result<Connection, Error> {
+        let url = format!("ws://{server}/jsp");
+        let (ws, _) = tokio_tungstenite::connect_async(url)
+            .await
+            .map_err(|e| Error::Io(std::io::Error::other(e)))?;
+        let addr = crate::carriage::attach_ws(self.shared.clone(), ws, server);
+        self.connect(addr, config).await
+    }
+
+    /// Connects with automatic fallback: UDP first; if no connection after `tcp_delay`, races a
+    /// TCP carriage; after `ws_delay`, a WebSocket one. The first handshake to complete wins and
+    /// the others are abandoned; [`Connection::carriage`] says which won.
+    pub async fn connect_auto(
+        &self,
+        targets: &Targets,
+        config: Arc<ClientConfig>,
+    ) -> Result<Connection, Error> {
+        let mut attempts: tokio::task::JoinSet<Result<Connection, Error>> =
+            tokio::task::JoinSet::new();
+        let mut last_err = None;
+        let mut pending: Vec<(std::time::Duration, Carriage, SocketAddr)> = Vec::new();
+        if let Some(a) = targets.udp {
+            pending.push((std::time::Duration::ZERO, Carriage::Udp, a));
+        }
+        if let Some(a) = targets.tcp {
+            pending.push((targets.tcp_delay, Carriage::Tcp, a));
+        }
+        if let Some(a) = targets.ws {
+            pending.push((targets.ws_delay, Carriage::WebSocket, a));
+        }
+        pending.sort_by_key(|p| p.0);
+        let start = tokio::time::Instant::now();
+        let mut next = 0;
+        loop {
+            while next < pending.len() && start.elapsed() >= pending[next].0 {
+                let (_, kind, addr) = pending[next];
+                let ep = self.clone();
+                let cfg = config.clone();
+                attempts.spawn(async move {
+                    match kind {
+                        Carriage::Udp => ep.connect(addr, cfg).await,
+                        Carriage::Tcp => ep.connect_tcp(addr, cfg).await,
+                        Carriage::WebSocket => ep.connect_ws(addr, cfg).await,
+                    }
+                });
+                next += 1;
+            }
+            if attempts.is_empty() && next >= pending.len() {
+                return Err(last_err
+                    .unwrap_or_else(|| Error::EndpointClosed(": no carriage to try".into())));
+            }
+            let wake_at = pending.get(next).map(|p| start + p.0);
+            let timer = async {
+                match wake_at {
+                    Some(t) => tokio::time::sleep_until(t).await,
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                Some(joined) = attempts.join_next(), if !attempts.is_empty() => {
+                    match joined {
+                        // The winner: dropping the set aborts the other attempts, whose
+                        // connections close when their handles drop.
+                        Ok(Ok(conn)) => return Ok(conn),
+                        Ok(Err(e)) => last_err = Some(e),
+                        Err(e) => last_err = Some(Error::Io(std::io::Error::other(e))),
+                    }
+                }
+                () = timer => {}
+            }
         }
     }
 

@@ -16,6 +16,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod carriage;
 mod clock;
 mod connection;
 mod driver;
@@ -25,8 +26,10 @@ mod state;
 mod stream;
 mod udp;
 
+pub use carriage::Carriage;
 pub use connection::Connection;
 pub use endpoint::Endpoint;
+pub use endpoint::Targets;
 pub use error::Error;
 pub use jsp_proto::{
     ClientConfig, CloseReason, ConnectionError, ConnectionStats, Dir, ServerConfig, SessionTicket,

@@ -41,6 +41,9 @@ pub(crate) struct State {
     pub(crate) driver_error: Option<String>,
     /// The endpoint is shutting down: refuse new connections.
     pub(crate) shutting_down: bool,
+    /// TCP and WebSocket carriages by synthetic address.
+    pub(crate) stream_peers: HashMap<std::net::SocketAddr, crate::carriage::StreamPeer>,
+    pub(crate) next_stream_peer: u64,
 }
 
 /// Per-connection state the async layer keeps.
