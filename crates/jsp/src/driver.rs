@@ -76,6 +76,7 @@ pub(crate) async fn run(shared: Arc<Shared>, io: UdpIo) {
                             &mut recv_buf[i * RECV_SLOT..i * RECV_SLOT + m.len.min(RECV_SLOT)];
                         let stride = if m.stride == 0 { slot.len() } else { m.stride };
                         for datagram in slot.chunks_mut(stride) {
+                            trace!(from = %m.addr, len = datagram.len(), "datagram received");
                             st.proto.handle_datagram(now, m.addr, datagram);
                         }
                     }
@@ -148,6 +149,7 @@ pub(crate) async fn run(shared: Arc<Shared>, io: UdpIo) {
             }
         }
         for b in &batches {
+            trace!(dst = %b.dst, bytes = b.end - b.start, segments = b.count, "datagrams sent");
             let transmit = Transmit {
                 destination: b.dst,
                 ecn: None,

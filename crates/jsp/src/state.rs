@@ -65,6 +65,44 @@ pub(crate) struct ConnState {
     pub(crate) closed_wakers: Vec<Waker>,
     /// Application handles alive; the connection is closed and forgotten at zero.
     pub(crate) handles: usize,
+    /// The connection's tracing span (peer, connection ID, carriage); lifecycle events are logged
+    /// inside it.
+    pub(crate) span: Option<tracing::Span>,
+}
+
+impl State {
+    /// The span of connection `h`, created on first use.
+    fn span_of(&mut self, h: ConnectionHandle) -> tracing::Span {
+        let State {
+            proto,
+            conns,
+            stream_peers,
+            ..
+        } = self;
+        let cs = conns.entry(h).or_default();
+        if let Some(s) = &cs.span {
+            return s.clone();
+        }
+        let span = match proto.connection(h) {
+            Some(c) => {
+                let remote = c.remote_address();
+                let (carriage, peer) = match stream_peers.get(&remote) {
+                    Some(p) => (p.kind, p.real),
+                    None => (crate::Carriage::Udp, remote),
+                };
+                tracing::info_span!(
+                    "conn",
+                    side = ?c.side(),
+                    %peer,
+                    cid = ?c.local_cid(),
+                    ?carriage
+                )
+            }
+            None => tracing::info_span!("conn", handle = h.0),
+        };
+        cs.span = Some(span.clone());
+        span
+    }
 }
 
 fn wake_all(w: &mut Vec<Waker>) {
@@ -112,12 +150,22 @@ impl State {
             }
             return;
         }
+        let span = self.span_of(h);
+        let _entered = span.enter();
         let cs = self.conns.entry(h).or_default();
         let mut any = false;
         while let Some(ev) = self.proto.poll_connection_event(h) {
             any = true;
+            tracing::trace!(event = ?ev, "connection event");
             match ev {
                 Event::Connected(s) => {
+                    tracing::info!(
+                        suite = ?s.suite,
+                        group = s.group,
+                        resumed = s.resumed,
+                        peer_identity = ?s.peer.as_ref().map(|p| p.fingerprint.to_string()),
+                        "connection established"
+                    );
                     cs.summary = Some(s);
                     wake_all(&mut cs.connected_wakers);
                 }
@@ -150,8 +198,12 @@ impl State {
                     wake_all(&mut cs.ticket_wakers);
                 }
                 Event::Closed(e) => {
+                    tracing::info!(reason = %e, "connection closed");
                     cs.error = Some(e);
                     wake_everyone(cs);
+                }
+                Event::KeyUpdated { generation } => {
+                    tracing::debug!(generation, "key update");
                 }
                 _ => {}
             }
