@@ -50,7 +50,8 @@ impl Clock {
     }
 }
 
-fn std_now() -> StdInstant {
+/// The operating system's monotonic clock.
+pub(crate) fn std_now() -> StdInstant {
     #[allow(clippy::disallowed_methods, reason = "the I/O layer owns the clock")]
     StdInstant::now()
 }

@@ -14,6 +14,7 @@ use jsp_proto::{
 };
 
 use crate::error::Error;
+use crate::rate::{wake_after, Verdict};
 use crate::state::{ConnState, Shared, State};
 use crate::stream::{RecvStream, SendStream};
 
@@ -127,6 +128,11 @@ impl Connection {
         .await?
     }
 
+    /// Engine time now.
+    pub(crate) fn engine_now(&self) -> jsp_proto::Instant {
+        self.inner.shared.clock.now()
+    }
+
     pub(crate) fn can_send_early_data(&self) -> bool {
         self.with(|c, _| c.can_send_early_data()).unwrap_or(false)
     }
@@ -192,9 +198,18 @@ impl Connection {
 
     /// Waits for the peer to open a bidirectional stream.
     pub async fn accept_bi(&self) -> Result<(SendStream, RecvStream), ConnectionError> {
+        let now = self.inner.shared.clock.now();
         let id = self
-            .wait(|_, cs, cx| match cs.incoming_bi.pop_front() {
-                Some(id) => Some(Ok(id)),
+            .wait(|c, cs, cx| match cs.incoming_bi.pop_front() {
+                Some(id) => match charge_stream(c, cs, id, now) {
+                    Verdict::Proceed => Some(Ok(id)),
+                    Verdict::Wait(wait) => {
+                        cs.incoming_bi.push_front(id);
+                        wake_after(cx.waker().clone(), wait);
+                        None
+                    }
+                    Verdict::Close => Some(Err(rate_close(c, now))),
+                },
                 None if cs.error.is_some() => cs.error.clone().map(Err),
                 None => {
                     cs.accept_wakers.push(cx.waker().clone());
@@ -210,9 +225,18 @@ impl Connection {
 
     /// Waits for the peer to open a unidirectional stream.
     pub async fn accept_uni(&self) -> Result<RecvStream, ConnectionError> {
+        let now = self.inner.shared.clock.now();
         let id = self
-            .wait(|_, cs, cx| match cs.incoming_uni.pop_front() {
-                Some(id) => Some(Ok(id)),
+            .wait(|c, cs, cx| match cs.incoming_uni.pop_front() {
+                Some(id) => match charge_stream(c, cs, id, now) {
+                    Verdict::Proceed => Some(Ok(id)),
+                    Verdict::Wait(wait) => {
+                        cs.incoming_uni.push_front(id);
+                        wake_after(cx.waker().clone(), wait);
+                        None
+                    }
+                    Verdict::Close => Some(Err(rate_close(c, now))),
+                },
                 None if cs.error.is_some() => cs.error.clone().map(Err),
                 None => {
                     cs.accept_wakers.push(cx.waker().clone());
@@ -236,9 +260,23 @@ impl Connection {
 
     /// Waits for the next datagram.
     pub async fn read_datagram(&self) -> Result<Vec<u8>, ConnectionError> {
+        let now = self.inner.shared.clock.now();
         self.wait(|c, cs, cx| {
-            if let Some(d) = c.read_datagram() {
-                return Some(Ok(d));
+            let held = cs.held_datagram.take();
+            if let Some(d) = held.or_else(|| c.read_datagram()) {
+                let verdict = match cs.rate.as_mut() {
+                    Some(r) => r.message(crate::clock::std_now(), d.len() as u64),
+                    None => Verdict::Proceed,
+                };
+                return match verdict {
+                    Verdict::Proceed => Some(Ok(d)),
+                    Verdict::Wait(wait) => {
+                        cs.held_datagram = Some(d);
+                        wake_after(cx.waker().clone(), wait);
+                        None
+                    }
+                    Verdict::Close => Some(Err(rate_close(c, now))),
+                };
             }
             if let Some(e) = &cs.error {
                 return Some(Err(e.clone()));
@@ -286,6 +324,12 @@ impl Connection {
     /// Counters: RTT, congestion window, bytes, loss, MTU ...
     pub fn stats(&self) -> ConnectionStats {
         self.with(|c, _| c.stats()).unwrap_or_default()
+    }
+
+    /// How often the peer was held back by the endpoint's rate limits.
+    pub fn rate_limited(&self) -> u64 {
+        self.with(|_, cs| cs.rate.as_ref().map_or(0, |r| r.throttled))
+            .unwrap_or(0)
     }
 
     /// The carriage this connection runs over.
@@ -339,5 +383,40 @@ impl Connection {
             None
         })
         .await?
+    }
+}
+
+/// Charges a newly accepted peer stream as one message.
+fn charge_stream(
+    _c: &mut jsp_proto::Connection,
+    cs: &mut ConnState,
+    id: jsp_proto::StreamId,
+    _now: jsp_proto::Instant,
+) -> Verdict {
+    if cs.charged_streams.contains(&id) {
+        return Verdict::Proceed;
+    }
+    let verdict = match cs.rate.as_mut() {
+        Some(r) => r.message(crate::clock::std_now(), 0),
+        None => Verdict::Proceed,
+    };
+    if verdict == Verdict::Proceed {
+        cs.charged_streams.insert(id);
+    }
+    verdict
+}
+
+/// Closes the connection because the peer exceeded its rate limit.
+pub(crate) fn rate_close(
+    c: &mut jsp_proto::Connection,
+    now: jsp_proto::Instant,
+) -> ConnectionError {
+    c.abort(
+        now,
+        CloseReason::RateLimitExceeded,
+        Some("rate limit exceeded"),
+    );
+    ConnectionError::LocallyClosed {
+        reason: CloseReason::RateLimitExceeded,
     }
 }

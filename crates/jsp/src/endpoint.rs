@@ -91,6 +91,7 @@ impl Endpoint {
                 shutting_down: false,
                 stream_peers: HashMap::new(),
                 next_stream_peer: 0,
+                rate: None,
             }),
             wake: Notify::new(),
             clock,
@@ -317,6 +318,21 @@ impl Endpoint {
                 () = timer => {}
             }
         }
+    }
+
+    /// Limits what each peer of an accepted connection may send (and all peers together):
+    /// datagrams and streams the peer opens are messages, stream data is bytes. With
+    /// back-pressure the application's reads wait; with the close policy the connection is closed
+    /// with `RateLimitExceeded`. Applies to connections accepted from now on.
+    pub fn set_rate_limits(&self, config: crate::limits::RateLimitConfig) -> Result<(), Error> {
+        let global = config
+            .global_limiter()
+            .map_err(|e| Error::EndpointClosed(format!(": invalid rate limits: {e}")))?;
+        config
+            .connection_limits()
+            .map_err(|e| Error::EndpointClosed(format!(": invalid rate limits: {e}")))?;
+        self.shared.lock().rate = Some(crate::rate::EndpointRate { config, global });
+        Ok(())
     }
 
     /// Live connections.

@@ -22,6 +22,7 @@ mod connection;
 mod driver;
 mod endpoint;
 mod error;
+mod rate;
 mod state;
 mod stream;
 mod udp;

@@ -44,6 +44,8 @@ pub(crate) struct State {
     /// TCP and WebSocket carriages by synthetic address.
     pub(crate) stream_peers: HashMap<std::net::SocketAddr, crate::carriage::StreamPeer>,
     pub(crate) next_stream_peer: u64,
+    /// Rate limits applied to the peers of accepted connections.
+    pub(crate) rate: Option<crate::rate::EndpointRate>,
 }
 
 /// Per-connection state the async layer keeps.
@@ -68,6 +70,12 @@ pub(crate) struct ConnState {
     /// The connection's tracing span (peer, connection ID, carriage); lifecycle events are logged
     /// inside it.
     pub(crate) span: Option<tracing::Span>,
+    /// The peer's rate budget (accepted connections on a rate-limited endpoint).
+    pub(crate) rate: Option<crate::rate::ConnRate>,
+    /// Streams opened by the peer that were charged as messages.
+    pub(crate) charged_streams: HashSet<StreamId>,
+    /// A datagram read from the engine but held back by the rate limit.
+    pub(crate) held_datagram: Option<Vec<u8>>,
 }
 
 impl State {
@@ -115,7 +123,8 @@ impl State {
     /// Moves engine events into per-connection state and wakes whoever waits on them.
     pub(crate) fn dispatch(&mut self, now: jsp_proto::Instant) {
         while let Some(jsp_proto::EndpointEvent::NewConnection(h)) = self.proto.poll_event() {
-            self.conns.entry(h).or_default();
+            let rate = self.rate.as_ref().and_then(crate::rate::ConnRate::new);
+            self.conns.entry(h).or_default().rate = rate;
             if self.shutting_down {
                 if let Some(c) = self.proto.connection_mut(h) {
                     c.abort(

@@ -194,9 +194,28 @@ impl AsyncRead for RecvStream {
         }
         let id = self.id;
         let max = buf.remaining();
+        let now = self.conn.engine_now();
         let r = self.conn.with(|c, cs| {
+            if let Some(rate) = cs.rate.as_mut() {
+                match rate.before_read(crate::clock::std_now()) {
+                    crate::rate::Verdict::Proceed => {}
+                    crate::rate::Verdict::Wait(wait) => {
+                        crate::rate::wake_after(cx.waker().clone(), wait);
+                        return Ok(None);
+                    }
+                    crate::rate::Verdict::Close => {
+                        let e = crate::connection::rate_close(c, now);
+                        return Err(io::Error::new(io::ErrorKind::ConnectionAborted, e));
+                    }
+                }
+            }
             match c.stream_read(id, max) {
-                Ok((data, fin)) if !data.is_empty() || fin => Ok(Some((data, fin))),
+                Ok((data, fin)) if !data.is_empty() || fin => {
+                    if let Some(rate) = cs.rate.as_mut() {
+                        rate.after_read(data.len() as u64);
+                    }
+                    Ok(Some((data, fin)))
+                }
                 Ok(_) => {
                     if let Some(code) = cs.stream_resets.get(&id) {
                         return Err(io::Error::new(
