@@ -41,6 +41,24 @@ pub enum EndpointEvent {
     NewConnection(ConnectionHandle),
 }
 
+/// A decision on a new handshake (PROTOCOL.md §12.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    /// Proceed (subject to the Retry policy and the caps).
+    Accept,
+    /// Validate the client's address with Retry first.
+    Retry,
+    /// Refuse at once with SERVER_BUSY.
+    Refuse,
+}
+
+/// Consulted once for each new handshake, before the Retry policy: lets a driver shed load early
+/// (a circuit breaker) instead of degrading existing connections.
+pub trait AdmissionControl: Send {
+    /// Decides on a new handshake while `handshakes_in_flight` others are running.
+    fn admit(&mut self, now: Instant, handshakes_in_flight: usize) -> Admission;
+}
+
 /// What [`Endpoint::process`] asks the driver to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[must_use]
@@ -97,6 +115,7 @@ pub struct Endpoint {
     unix_at_zero: u64,
     reset_key: zeroize::Zeroizing<[u8; 32]>,
     activity: Activity,
+    admission: Option<Box<dyn AdmissionControl>>,
     stats: EndpointStats,
 }
 
@@ -167,6 +186,7 @@ impl Endpoint {
             events: VecDeque::new(),
             unix_at_zero,
             activity: Activity::default(),
+            admission: None,
             stats: EndpointStats::default(),
         })
     }
@@ -369,6 +389,11 @@ impl Endpoint {
         self.server.as_ref().map(|s| s.ctx.resumption.clone())
     }
 
+    /// Installs an admission control consulted for each new handshake.
+    pub fn set_admission_control(&mut self, control: Box<dyn AdmissionControl>) {
+        self.admission = Some(control);
+    }
+
     /// The connection behind `handle` (the endpoint then re-reads its timers and send queue).
     pub fn connection_mut(&mut self, handle: ConnectionHandle) -> Option<&mut Connection> {
         let c = self
@@ -533,6 +558,24 @@ impl Endpoint {
                 }
             }
         };
+        if validated.is_none() {
+            let decision = match self.admission.as_mut() {
+                Some(a) => a.admit(now, in_flight),
+                None => Admission::Accept,
+            };
+            match decision {
+                Admission::Accept => {}
+                Admission::Retry => {
+                    self.send_retry(now, remote, version, scid, dcid);
+                    return;
+                }
+                Admission::Refuse => {
+                    self.stats.refused += 1;
+                    self.send_busy(remote, version, scid, dcid);
+                    return;
+                }
+            }
+        }
         let wants_retry = match cfg.retry {
             RetryPolicy::Never => false,
             RetryPolicy::Always => true,

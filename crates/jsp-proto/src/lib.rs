@@ -27,7 +27,9 @@ pub use config::{
 pub use connection::{
     Connection, ConnectionStats, DatagramError, Dir, Event, StreamApiError, StreamId, Transmit,
 };
-pub use endpoint::{ConnectionHandle, Endpoint, EndpointEvent, Output};
+pub use endpoint::{
+    Admission, AdmissionControl, ConnectionHandle, Endpoint, EndpointEvent, Output,
+};
 pub use error::{CloseReason, ConnectionError, ErrorCode, HandshakeError};
 pub use handshake::ticket::SessionTicket;
 pub use time::{Instant, UnixTime};

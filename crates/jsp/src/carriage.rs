@@ -101,7 +101,7 @@ fn deliver(shared: &Shared, addr: SocketAddr, dec: &mut RecordDecoder, mut chunk
             }
         }
     }
-    st.dispatch(now);
+    st.dispatch(now, &shared.clock);
     drop(st);
     shared.wake.notify_one();
     true

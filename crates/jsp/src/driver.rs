@@ -90,7 +90,7 @@ pub(crate) async fn run(shared: Arc<Shared>, io: UdpIo) {
             if st.proto.poll_timeout().is_some_and(|t| t <= now) {
                 st.proto.handle_timeout(now);
             }
-            st.dispatch(now);
+            st.dispatch(now, &shared.clock);
             // Collect what to send, grouping equal-size datagrams to one destination (GSO).
             out.clear();
             batches.clear();
@@ -140,7 +140,7 @@ pub(crate) async fn run(shared: Arc<Shared>, io: UdpIo) {
                     });
                 }
             }
-            st.dispatch(now);
+            st.dispatch(now, &shared.clock);
             taken_any = taken > 0;
         }
         for (addr, tx, buf) in stream_out.drain(..) {

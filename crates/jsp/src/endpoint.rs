@@ -92,6 +92,7 @@ impl Endpoint {
                 stream_peers: HashMap::new(),
                 next_stream_peer: 0,
                 rate: None,
+                breaker: None,
             }),
             wake: Notify::new(),
             clock,
@@ -333,6 +334,35 @@ impl Endpoint {
             .map_err(|e| Error::EndpointClosed(format!(": invalid rate limits: {e}")))?;
         self.shared.lock().rate = Some(crate::rate::EndpointRate { config, global });
         Ok(())
+    }
+
+    /// Installs a circuit breaker on new handshakes: under load (too many handshakes in flight,
+    /// failures, or [`Endpoint::set_overloaded`]) new clients get a Retry or a clear refusal
+    /// (SERVER_BUSY) instead of every existing connection getting slower.
+    pub fn set_circuit_breaker(
+        &self,
+        config: crate::limits::CircuitBreakerConfig,
+    ) -> Result<(), Error> {
+        let breaker = crate::limits::CircuitBreaker::new(config)
+            .map_err(|e| Error::EndpointClosed(format!(": invalid circuit breaker: {e}")))?;
+        let shared = Arc::new(Mutex::new(breaker));
+        let mut st = self.shared.lock();
+        st.proto
+            .set_admission_control(Box::new(crate::breaker::BreakerHook {
+                breaker: shared.clone(),
+                clock: self.shared.clock,
+            }));
+        st.breaker = Some(shared);
+        Ok(())
+    }
+
+    /// Reports an external overload signal to the circuit breaker (opens it while true).
+    pub fn set_overloaded(&self, overloaded: bool) {
+        let st = self.shared.lock();
+        if let Some(b) = &st.breaker {
+            let mut b = b.lock().unwrap_or_else(|e| e.into_inner());
+            b.set_overloaded(crate::clock::std_now(), overloaded);
+        }
     }
 
     /// Live connections.

@@ -46,6 +46,8 @@ pub(crate) struct State {
     pub(crate) next_stream_peer: u64,
     /// Rate limits applied to the peers of accepted connections.
     pub(crate) rate: Option<crate::rate::EndpointRate>,
+    /// The circuit breaker on new handshakes, if one is installed.
+    pub(crate) breaker: Option<crate::breaker::SharedBreaker>,
 }
 
 /// Per-connection state the async layer keeps.
@@ -76,6 +78,8 @@ pub(crate) struct ConnState {
     pub(crate) charged_streams: HashSet<StreamId>,
     /// A datagram read from the engine but held back by the rate limit.
     pub(crate) held_datagram: Option<Vec<u8>>,
+    /// An accepted handshake the circuit breaker counts as in flight.
+    pub(crate) breaker_in_flight: bool,
 }
 
 impl State {
@@ -121,10 +125,15 @@ fn wake_all(w: &mut Vec<Waker>) {
 
 impl State {
     /// Moves engine events into per-connection state and wakes whoever waits on them.
-    pub(crate) fn dispatch(&mut self, now: jsp_proto::Instant) {
+    pub(crate) fn dispatch(&mut self, now: jsp_proto::Instant, clock: &crate::clock::Clock) {
         while let Some(jsp_proto::EndpointEvent::NewConnection(h)) = self.proto.poll_event() {
             let rate = self.rate.as_ref().and_then(crate::rate::ConnRate::new);
-            self.conns.entry(h).or_default().rate = rate;
+            let cs = self.conns.entry(h).or_default();
+            cs.rate = rate;
+            if let Some(b) = &self.breaker {
+                crate::breaker::record(b, clock, now, None);
+                cs.breaker_in_flight = true;
+            }
             if self.shutting_down {
                 if let Some(c) = self.proto.connection_mut(h) {
                     c.abort(
@@ -139,12 +148,18 @@ impl State {
             wake_all(&mut self.accept_wakers);
         }
         while let Some(h) = self.proto.poll_active() {
-            self.dispatch_one(h);
+            self.dispatch_one(h, now, clock);
         }
     }
 
     /// Dispatches the events of one connection.
-    pub(crate) fn dispatch_one(&mut self, h: ConnectionHandle) {
+    pub(crate) fn dispatch_one(
+        &mut self,
+        h: ConnectionHandle,
+        now: jsp_proto::Instant,
+        clock: &crate::clock::Clock,
+    ) {
+        let breaker = self.breaker.clone();
         if self.proto.connection(h).is_none() {
             // The engine forgot it: make sure waiters learn it ended, and drop our state once
             // no handle refers to it.
@@ -177,6 +192,15 @@ impl State {
                     );
                     cs.summary = Some(s);
                     wake_all(&mut cs.connected_wakers);
+                    if let (true, Some(b)) = (cs.breaker_in_flight, &breaker) {
+                        cs.breaker_in_flight = false;
+                        crate::breaker::record(
+                            b,
+                            clock,
+                            now,
+                            Some(crate::limits::HandshakeOutcome::Completed),
+                        );
+                    }
                 }
                 Event::StreamOpened(id) => {
                     match id.dir() {
@@ -208,6 +232,15 @@ impl State {
                 }
                 Event::Closed(e) => {
                     tracing::info!(reason = %e, "connection closed");
+                    if let (true, Some(b)) = (cs.breaker_in_flight, &breaker) {
+                        cs.breaker_in_flight = false;
+                        let outcome = if e == ConnectionError::TimedOut {
+                            crate::limits::HandshakeOutcome::TimedOut
+                        } else {
+                            crate::limits::HandshakeOutcome::Failed
+                        };
+                        crate::breaker::record(b, clock, now, Some(outcome));
+                    }
                     cs.error = Some(e);
                     wake_everyone(cs);
                 }
