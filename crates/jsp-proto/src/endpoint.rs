@@ -39,6 +39,9 @@ pub struct ConnectionHandle(pub usize);
 pub enum EndpointEvent {
     /// A client started a handshake with this server; the connection exists now.
     NewConnection(ConnectionHandle),
+    /// A closed connection was forgotten and its handle is held until
+    /// [`Endpoint::release_handle`] (only with [`Endpoint::set_defer_handle_reuse`]).
+    Forgotten(ConnectionHandle),
 }
 
 /// A decision on a new handshake (PROTOCOL.md §12.3).
@@ -103,6 +106,9 @@ pub struct Endpoint {
     server: Option<ServerState>,
     connections: Vec<Option<Connection>>,
     free: Vec<usize>,
+    /// Reaped slots not yet released by the driver (see [`Endpoint::set_defer_handle_reuse`]).
+    held: std::collections::HashSet<usize>,
+    defer_handle_reuse: bool,
     by_cid: HashMap<ConnectionId, ConnectionHandle>,
     cids_of: HashMap<ConnectionHandle, Vec<ConnectionId>>,
     by_reset_token: HashMap<[u8; 16], ConnectionHandle>,
@@ -176,6 +182,8 @@ impl Endpoint {
             server,
             connections: Vec::new(),
             free: Vec::new(),
+            held: std::collections::HashSet::new(),
+            defer_handle_reuse: false,
             by_cid: HashMap::new(),
             cids_of: HashMap::new(),
             by_reset_token: HashMap::new(),
@@ -389,6 +397,21 @@ impl Endpoint {
         self.server.as_ref().map(|s| s.ctx.resumption.clone())
     }
 
+    /// With `true`, the handle of a forgotten connection is not given to a new connection until
+    /// [`Endpoint::release_handle`] is called: a driver whose application may still hold the old
+    /// handle keeps it from reaching somebody else's connection.
+    pub fn set_defer_handle_reuse(&mut self, defer: bool) {
+        self.defer_handle_reuse = defer;
+    }
+
+    /// Makes the handle of a forgotten connection reusable (with deferred reuse); does nothing
+    /// for a live connection or a handle already released.
+    pub fn release_handle(&mut self, handle: ConnectionHandle) {
+        if self.held.remove(&handle.0) {
+            self.free.push(handle.0);
+        }
+    }
+
     /// Installs an admission control consulted for each new handshake.
     pub fn set_admission_control(&mut self, control: Box<dyn AdmissionControl>) {
         self.admission = Some(control);
@@ -440,7 +463,7 @@ impl Endpoint {
 
     /// Number of live connections.
     pub fn connection_count(&self) -> usize {
-        self.connections.len() - self.free.len()
+        self.connections.len() - self.free.len() - self.held.len()
     }
 
     /// Counters.
@@ -558,22 +581,24 @@ impl Endpoint {
                 }
             }
         };
-        if validated.is_none() {
-            let decision = match self.admission.as_mut() {
-                Some(a) => a.admit(now, in_flight),
-                None => Admission::Accept,
-            };
-            match decision {
-                Admission::Accept => {}
-                Admission::Retry => {
-                    self.send_retry(now, remote, version, scid, dcid);
-                    return;
-                }
-                Admission::Refuse => {
-                    self.stats.refused += 1;
-                    self.send_busy(remote, version, scid, dcid);
-                    return;
-                }
+        // Admission control applies to every new handshake, validated or not: a shedding or
+        // shutting-down server refuses clients that carry a token too; Retry is pointless for
+        // an address a token already validated.
+        let decision = match self.admission.as_mut() {
+            Some(a) => a.admit(now, in_flight),
+            None => Admission::Accept,
+        };
+        match decision {
+            Admission::Accept => {}
+            Admission::Retry if validated.is_some() => {}
+            Admission::Retry => {
+                self.send_retry(now, remote, version, scid, dcid);
+                return;
+            }
+            Admission::Refuse => {
+                self.stats.refused += 1;
+                self.send_busy(remote, version, scid, dcid);
+                return;
             }
         }
         let wants_retry = match cfg.retry {
@@ -858,7 +883,12 @@ impl Endpoint {
                 continue;
             }
             self.connections[h.0] = None;
-            self.free.push(h.0);
+            if self.defer_handle_reuse {
+                self.held.insert(h.0);
+                self.events.push_back(EndpointEvent::Forgotten(h));
+            } else {
+                self.free.push(h.0);
+            }
             self.activity.forget(h.0);
             if let Some(cids) = self.cids_of.remove(&h) {
                 for c in cids {

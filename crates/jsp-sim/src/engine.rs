@@ -48,6 +48,8 @@ impl EndpointNode {
         while let Some(ev) = self.endpoint.poll_event() {
             match ev {
                 EndpointEvent::NewConnection(h) => self.accepted.push(h),
+                // Handle reuse is not deferred in the simulator.
+                EndpointEvent::Forgotten(h) => self.endpoint.release_handle(h),
             }
         }
     }

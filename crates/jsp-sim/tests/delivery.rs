@@ -47,6 +47,25 @@ fn random_link(rng: &mut ChaCha8Rng) -> LinkConfig {
     }
 }
 
+/// Reads the client's events: a stream reported acknowledged must already be complete at the
+/// server (its data was read in the same step at the latest).
+fn poll_acknowledged(p: &mut Pair, seed: u64, ids: &[StreamId], done: &[bool], acked: &mut [bool]) {
+    let Some(c) = p.client_conn() else {
+        return;
+    };
+    while let Some(ev) = c.poll_event() {
+        if let Event::StreamAcknowledged(sid) = ev {
+            let i = ids.iter().position(|x| *x == sid).unwrap();
+            assert!(
+                done[i],
+                "seed {seed}: stream {i} acknowledged before the server had all of it"
+            );
+            assert!(!acked[i], "seed {seed}: stream {i} acknowledged twice");
+            acked[i] = true;
+        }
+    }
+}
+
 fn run(seed: u64) {
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5eed);
     let link = random_link(&mut rng);
@@ -75,6 +94,7 @@ fn run(seed: u64) {
     let mut got: Vec<Vec<u8>> = vec![Vec::new(); payloads.len()];
     let mut done = vec![false; payloads.len()];
     let mut datagrams_got = Vec::new();
+    let mut acked = vec![false; payloads.len()];
     for step in 0..6000u32 {
         if let Some(c) = p.client_conn() {
             for (i, data) in payloads.iter().enumerate() {
@@ -127,10 +147,15 @@ fn run(seed: u64) {
                 _ => {}
             }
         }
-        if done.iter().all(|d| *d) {
+        poll_acknowledged(&mut p, seed, &ids, &done, &mut acked);
+        if done.iter().all(|d| *d) && acked.iter().all(|a| *a) {
             break;
         }
     }
+    assert!(
+        acked.iter().all(|a| *a),
+        "seed {seed}: every finished stream is reported acknowledged to its sender: {acked:?}"
+    );
     if !done.iter().all(|d| *d) {
         let now = p.sim.now();
         match p.client_conn() {

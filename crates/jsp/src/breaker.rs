@@ -43,3 +43,17 @@ pub(crate) fn record(
         Some(o) => b.handshake_finished(t, o),
     }
 }
+
+/// The admission control of an endpoint that is shutting down: every new handshake is refused
+/// with SERVER_BUSY, which clients see as the server going away and may retry elsewhere or later.
+pub(crate) struct RefuseAll;
+
+impl jsp_proto::endpoint::AdmissionControl for RefuseAll {
+    fn admit(
+        &mut self,
+        _now: jsp_proto::Instant,
+        _handshakes_in_flight: usize,
+    ) -> jsp_proto::endpoint::Admission {
+        jsp_proto::endpoint::Admission::Refuse
+    }
+}

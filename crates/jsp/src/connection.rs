@@ -27,14 +27,18 @@ impl Drop for Inner {
     fn drop(&mut self) {
         let mut st = self.shared.lock();
         let now = self.shared.clock.now();
-        let last = match st.conns.get_mut(&self.handle) {
+        let (last, forgotten) = match st.conns.get_mut(&self.handle) {
             Some(cs) => {
                 cs.handles = cs.handles.saturating_sub(1);
-                cs.handles == 0
+                (cs.handles == 0, cs.forgotten)
             }
-            None => false,
+            None => (false, false),
         };
-        if last {
+        if last && forgotten {
+            // The engine let go first: now the handle may serve a new connection.
+            st.conns.remove(&self.handle);
+            st.proto.release_handle(self.handle);
+        } else if last {
             if let Some(c) = st.proto.connection_mut(self.handle) {
                 c.close(now, CloseReason::Normal, None);
             }

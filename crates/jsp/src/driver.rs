@@ -168,7 +168,9 @@ pub(crate) async fn run(shared: Arc<Shared>, io: UdpIo) {
         }
         let done = {
             let st = shared.lock();
-            st.shutting_down && st.conns.is_empty() && st.proto.connection_count() == 0
+            // Handles the application still holds do not keep the socket: they see the
+            // connection ended.
+            st.shutting_down && st.proto.connection_count() == 0
         };
         if done {
             debug!("endpoint driver finished");

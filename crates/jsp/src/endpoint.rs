@@ -79,8 +79,11 @@ impl Endpoint {
         let io = UdpIo::bind(addr, reuse_port)?;
         let local_addr = io.local_addr()?;
         let clock = Clock::new();
-        let proto =
+        let mut proto =
             jsp_proto::Endpoint::new(config, default_provider(), server, clock.unix_at_origin())?;
+        // Application handles may outlive the engine's connection: its handle must not reach a
+        // new connection until they are gone (see `State::forget`).
+        proto.set_defer_handle_reuse(true);
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 proto,
@@ -160,12 +163,15 @@ impl Endpoint {
         Some(Connection::new(self.shared.clone(), h))
     }
 
-    /// Stops accepting, closes every connection gracefully with `GoingAway` (each first delivers
-    /// what was written to it), and waits until all have ended.
+    /// Stops accepting (new handshakes are refused with SERVER_BUSY), closes every connection
+    /// gracefully with `GoingAway` (each first delivers what was written to it), and waits until
+    /// all have ended; the socket is then released.
     pub async fn shutdown(&self) {
         let handles: Vec<_> = {
             let mut st = self.shared.lock();
             st.shutting_down = true;
+            st.proto
+                .set_admission_control(Box::new(crate::breaker::RefuseAll));
             let now = self.shared.clock.now();
             let hs: Vec<_> = st.proto.handles().collect();
             for h in &hs {
@@ -238,9 +244,19 @@ impl Endpoint {
         server: SocketAddr,
         config: Arc<ClientConfig>,
     ) -> Result<Connection, Error> {
+        self.connect_tcp_resuming(server, config, None).await
+    }
+
+    /// [`Endpoint::connect_tcp`], resuming the session of `ticket` when given (0-RTT).
+    pub async fn connect_tcp_resuming(
+        &self,
+        server: SocketAddr,
+        config: Arc<ClientConfig>,
+        ticket: Option<&SessionTicket>,
+    ) -> Result<Connection, Error> {
         let stream = tokio::net::TcpStream::connect(server).await?;
         let addr = crate::carriage::attach_tcp(self.shared.clone(), stream);
-        self.connect(addr, config).await
+        self.connect_resuming(addr, config, ticket).await
     }
 
     /// Connects over a WebSocket carriage to a server's `listen_ws` address.
@@ -249,12 +265,37 @@ impl Endpoint {
         server: SocketAddr,
         config: Arc<ClientConfig>,
     ) -> Result<Connection, Error> {
+        self.connect_ws_resuming(server, config, None).await
+    }
+
+    /// [`Endpoint::connect_ws`], resuming the session of `ticket` when given (0-RTT).
+    pub async fn connect_ws_resuming(
+        &self,
+        server: SocketAddr,
+        config: Arc<ClientConfig>,
+        ticket: Option<&SessionTicket>,
+    ) -> Result<Connection, Error> {
         let url = format!("ws://{server}/jsp");
         let (ws, _) = tokio_tungstenite::connect_async(url)
             .await
             .map_err(|e| Error::Io(std::io::Error::other(e)))?;
         let addr = crate::carriage::attach_ws(self.shared.clone(), ws, server);
-        self.connect(addr, config).await
+        self.connect_resuming(addr, config, ticket).await
+    }
+
+    /// Connects over one carriage, resuming the session of `ticket` when given.
+    async fn connect_over(
+        &self,
+        kind: Carriage,
+        addr: SocketAddr,
+        config: Arc<ClientConfig>,
+        ticket: Option<&SessionTicket>,
+    ) -> Result<Connection, Error> {
+        match kind {
+            Carriage::Udp => self.connect_resuming(addr, config, ticket).await,
+            Carriage::Tcp => self.connect_tcp_resuming(addr, config, ticket).await,
+            Carriage::WebSocket => self.connect_ws_resuming(addr, config, ticket).await,
+        }
     }
 
     /// Connects with automatic fallback: UDP first; if no connection after `tcp_delay`, races a
@@ -265,6 +306,33 @@ impl Endpoint {
         targets: &Targets,
         config: Arc<ClientConfig>,
     ) -> Result<Connection, Error> {
+        self.connect_auto_resuming(targets, config, None).await
+    }
+
+    /// [`Endpoint::connect_auto`], resuming the session of `ticket` when given. With a single
+    /// carriage in `targets` the connection is returned at once and data written before the
+    /// handshake completes goes out as 0-RTT; with several, the race is decided by the first
+    /// completed handshake (an unanswered 0-RTT attempt proves nothing about the path).
+    pub async fn connect_auto_resuming(
+        &self,
+        targets: &Targets,
+        config: Arc<ClientConfig>,
+        ticket: Option<&SessionTicket>,
+    ) -> Result<Connection, Error> {
+        let single = [targets.udp, targets.tcp, targets.ws]
+            .iter()
+            .filter(|t| t.is_some())
+            .count()
+            == 1;
+        if single {
+            let (kind, addr) = match (targets.udp, targets.tcp, targets.ws) {
+                (Some(a), _, _) => (Carriage::Udp, a),
+                (_, Some(a), _) => (Carriage::Tcp, a),
+                (_, _, Some(a)) => (Carriage::WebSocket, a),
+                _ => return Err(Error::EndpointClosed(": no carriage to try".into())),
+            };
+            return self.connect_over(kind, addr, config, ticket).await;
+        }
         let mut attempts: tokio::task::JoinSet<Result<Connection, Error>> =
             tokio::task::JoinSet::new();
         let mut last_err = None;
@@ -286,12 +354,11 @@ impl Endpoint {
                 let (_, kind, addr) = pending[next];
                 let ep = self.clone();
                 let cfg = config.clone();
+                let ticket = ticket.cloned();
                 attempts.spawn(async move {
-                    match kind {
-                        Carriage::Udp => ep.connect(addr, cfg).await,
-                        Carriage::Tcp => ep.connect_tcp(addr, cfg).await,
-                        Carriage::WebSocket => ep.connect_ws(addr, cfg).await,
-                    }
+                    let conn = ep.connect_over(kind, addr, cfg, ticket.as_ref()).await?;
+                    conn.established().await?;
+                    Ok(conn)
                 });
                 next += 1;
             }

@@ -21,6 +21,13 @@ pub enum Error {
     /// A datagram could not be sent.
     #[error(transparent)]
     Datagram(#[from] DatagramError),
+    /// The peer asked us to stop sending on the stream (STOP_SENDING) with this application
+    /// code: what was not yet acknowledged will not be delivered.
+    #[error("the peer stopped the stream (code {0})")]
+    StreamStopped(u64),
+    /// We reset the stream: what was not yet acknowledged will not be delivered.
+    #[error("the stream was reset")]
+    StreamReset,
     /// The endpoint was shut down or its driver stopped.
     #[error("the endpoint is closed{0}")]
     EndpointClosed(String),

@@ -43,3 +43,4 @@ pub mod backoff;
 pub mod config_file;
 pub mod framing;
 pub mod limits;
+pub mod reconnect;

@@ -63,6 +63,15 @@ pub(crate) struct ConnState {
     pub(crate) read_wakers: HashMap<StreamId, Waker>,
     pub(crate) stream_resets: HashMap<StreamId, u64>,
     pub(crate) write_wakers: Vec<Waker>,
+    /// Our finished send streams whose handle is alive: their acknowledgement is recorded for
+    /// [`SendStream::acknowledged`](crate::SendStream::acknowledged).
+    pub(crate) ack_watch: HashSet<StreamId>,
+    /// Watched send streams whose data and end the peer acknowledged.
+    pub(crate) acked_streams: HashSet<StreamId>,
+    /// Our send streams the peer stopped, with its code.
+    pub(crate) stopped_streams: HashMap<StreamId, u64>,
+    /// Tasks waiting for a send stream to be acknowledged.
+    pub(crate) ack_wakers: HashMap<StreamId, Waker>,
     pub(crate) datagram_wakers: Vec<Waker>,
     pub(crate) tickets: VecDeque<SessionTicket>,
     pub(crate) ticket_wakers: Vec<Waker>,
@@ -80,6 +89,9 @@ pub(crate) struct ConnState {
     pub(crate) held_datagram: Option<Vec<u8>>,
     /// An accepted handshake the circuit breaker counts as in flight.
     pub(crate) breaker_in_flight: bool,
+    /// The engine forgot the connection; its handle is released with the last application
+    /// handle.
+    pub(crate) forgotten: bool,
 }
 
 impl State {
@@ -126,7 +138,14 @@ fn wake_all(w: &mut Vec<Waker>) {
 impl State {
     /// Moves engine events into per-connection state and wakes whoever waits on them.
     pub(crate) fn dispatch(&mut self, now: jsp_proto::Instant, clock: &crate::clock::Clock) {
-        while let Some(jsp_proto::EndpointEvent::NewConnection(h)) = self.proto.poll_event() {
+        while let Some(ev) = self.proto.poll_event() {
+            let h = match ev {
+                jsp_proto::EndpointEvent::NewConnection(h) => h,
+                jsp_proto::EndpointEvent::Forgotten(h) => {
+                    self.forget(h);
+                    continue;
+                }
+            };
             let rate = self.rate.as_ref().and_then(crate::rate::ConnRate::new);
             let cs = self.conns.entry(h).or_default();
             cs.rate = rate;
@@ -152,6 +171,25 @@ impl State {
         }
     }
 
+    /// The engine forgot connection `h`: waiters learn it ended; its state and handle go once no
+    /// application handle refers to it.
+    fn forget(&mut self, h: ConnectionHandle) {
+        match self.conns.get_mut(&h) {
+            Some(cs) => {
+                if cs.error.is_none() {
+                    cs.error = Some(ConnectionError::TimedOut);
+                }
+                cs.forgotten = true;
+                wake_everyone(cs);
+                if cs.handles == 0 {
+                    self.conns.remove(&h);
+                    self.proto.release_handle(h);
+                }
+            }
+            None => self.proto.release_handle(h),
+        }
+    }
+
     /// Dispatches the events of one connection.
     pub(crate) fn dispatch_one(
         &mut self,
@@ -161,17 +199,7 @@ impl State {
     ) {
         let breaker = self.breaker.clone();
         if self.proto.connection(h).is_none() {
-            // The engine forgot it: make sure waiters learn it ended, and drop our state once
-            // no handle refers to it.
-            if let Some(cs) = self.conns.get_mut(&h) {
-                if cs.error.is_none() {
-                    cs.error = Some(ConnectionError::TimedOut);
-                }
-                wake_everyone(cs);
-                if cs.handles == 0 {
-                    self.conns.remove(&h);
-                }
-            }
+            self.forget(h);
             return;
         }
         let span = self.span_of(h);
@@ -221,7 +249,24 @@ impl State {
                         w.wake();
                     }
                 }
-                Event::StreamStopped { .. } => wake_all(&mut cs.write_wakers),
+                Event::StreamStopped { id, code } => {
+                    if cs.ack_watch.contains(&id) {
+                        cs.stopped_streams.insert(id, code);
+                    }
+                    if let Some(w) = cs.ack_wakers.remove(&id) {
+                        w.wake();
+                    }
+                    wake_all(&mut cs.write_wakers);
+                }
+                Event::StreamAcknowledged(id) => {
+                    // Kept only while the stream's handle is alive: bounded by open handles.
+                    if cs.ack_watch.contains(&id) {
+                        cs.acked_streams.insert(id);
+                    }
+                    if let Some(w) = cs.ack_wakers.remove(&id) {
+                        w.wake();
+                    }
+                }
                 Event::DatagramReceived => wake_all(&mut cs.datagram_wakers),
                 Event::SessionTicket(t) => {
                     if cs.tickets.len() >= 8 {
@@ -265,6 +310,9 @@ fn wake_everyone(cs: &mut ConnState) {
     wake_all(&mut cs.closed_wakers);
     wake_all(&mut cs.ticket_wakers);
     for (_, w) in cs.read_wakers.drain() {
+        w.wake();
+    }
+    for (_, w) in cs.ack_wakers.drain() {
         w.wake();
     }
 }

@@ -9,6 +9,7 @@ use jsp_proto::{ConnectionError, StreamApiError, StreamId};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use crate::connection::Connection;
+use crate::error::Error;
 
 fn io_err(e: ConnectionError) -> io::Error {
     io::Error::new(io::ErrorKind::ConnectionAborted, e)
@@ -21,6 +22,7 @@ pub struct SendStream {
     conn: Connection,
     id: StreamId,
     finished: bool,
+    reset: bool,
 }
 
 impl SendStream {
@@ -29,6 +31,7 @@ impl SendStream {
             conn,
             id,
             finished: false,
+            reset: false,
         }
     }
 
@@ -45,7 +48,10 @@ impl SendStream {
         self.finished = true;
         let id = self.id;
         self.conn
-            .with(|c, _| c.stream_write(id, &[], true))?
+            .with(|c, cs| {
+                cs.ack_watch.insert(id);
+                c.stream_write(id, &[], true)
+            })?
             .map(|_| ())
             .or_else(|e| match e {
                 StreamApiError::NotWritable | StreamApiError::Stopped(_) => Ok(()),
@@ -56,8 +62,41 @@ impl SendStream {
     /// Abandons the stream with an application error code (RESET_STREAM).
     pub fn reset(&mut self, code: u64) {
         self.finished = true;
+        self.reset = true;
         let id = self.id;
         let _ = self.conn.with(|c, _| c.reset_stream(id, code));
+    }
+
+    /// Finishes the stream (if not done yet) and waits until the peer acknowledged everything
+    /// written and the end of the stream: the data reached the peer's stack and nothing is left
+    /// to retransmit. Bytes of partially reliable messages abandoned at their deadline count as
+    /// done.
+    ///
+    /// # Errors
+    /// [`Error::StreamStopped`] if the peer stopped the stream, [`Error::StreamReset`] if we
+    /// reset it, [`Error::Connection`] if the connection ended first: in each case some data may
+    /// not have been delivered.
+    pub async fn acknowledged(&mut self) -> Result<(), Error> {
+        if self.reset {
+            return Err(Error::StreamReset);
+        }
+        self.finish()?;
+        let id = self.id;
+        self.conn
+            .wait(|_, cs, cx| {
+                if cs.acked_streams.contains(&id) {
+                    return Some(Ok(()));
+                }
+                if let Some(code) = cs.stopped_streams.get(&id) {
+                    return Some(Err(Error::StreamStopped(*code)));
+                }
+                if let Some(e) = &cs.error {
+                    return Some(Err(Error::Connection(e.clone())));
+                }
+                cs.ack_wakers.insert(id, cx.waker().clone());
+                None
+            })
+            .await?
     }
 
     /// Writes one partially reliable message: abandoned (and reported skipped to the reader) if
@@ -85,6 +124,13 @@ impl SendStream {
 impl Drop for SendStream {
     fn drop(&mut self) {
         let _ = self.finish();
+        let id = self.id;
+        let _ = self.conn.with(|_, cs| {
+            cs.ack_watch.remove(&id);
+            cs.acked_streams.remove(&id);
+            cs.stopped_streams.remove(&id);
+            cs.ack_wakers.remove(&id);
+        });
     }
 }
 

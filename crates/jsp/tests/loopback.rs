@@ -154,3 +154,44 @@ async fn shutdown_closes_connections_with_going_away() {
         "{err:?}"
     );
 }
+
+/// A handle the application keeps to a closed connection must never reach the next connection
+/// of the endpoint: dropping it later leaves the new connection alone.
+#[tokio::test]
+async fn a_stale_handle_does_not_touch_a_later_connection() {
+    let (server_cfg, client_cfg) = configs();
+    let server = echo_server(server_cfg);
+    let client = Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+    let old = client
+        .connect(server.local_addr(), client_cfg.clone())
+        .await
+        .unwrap();
+    old.close(jsp::CloseReason::Normal, None);
+    tokio::time::timeout(Duration::from_secs(5), old.closed())
+        .await
+        .expect("closed in time");
+    // Wait until the engine forgot it (its draining period is over).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while client.connection_count() > 0 {
+        assert!(tokio::time::Instant::now() < deadline, "never forgotten");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let new = client
+        .connect(server.local_addr(), client_cfg)
+        .await
+        .unwrap();
+    assert!(
+        matches!(old.open_bi().await, Err(jsp::Error::Connection(_))),
+        "the old handle still reports its own end"
+    );
+    drop(old);
+    let (mut send, mut recv) = new.open_bi().await.unwrap();
+    send.write_all(b"still here").await.unwrap();
+    send.finish().unwrap();
+    let mut back = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), recv.read_to_end(&mut back))
+        .await
+        .expect("echo in time")
+        .unwrap();
+    assert_eq!(back, b"still here");
+}

@@ -92,6 +92,10 @@ pub enum Event {
         /// The abandoned offsets.
         range: core::ops::Range<u64>,
     },
+    /// Everything the application wrote on one of our send streams, and its end, was
+    /// acknowledged by the peer: the data reached the peer's stack (bytes abandoned by a
+    /// partial-reliability deadline count as done).
+    StreamAcknowledged(StreamId),
     /// A datagram arrived; read it with [`Connection::read_datagram`].
     DatagramReceived,
     /// The 1-RTT keys were updated (generation counts updates).
@@ -594,12 +598,16 @@ impl Connection {
 
     /// The next application event.
     pub fn poll_event(&mut self) -> Option<Event> {
+        if self.events.is_empty() {
+            // Acknowledgements complete streams without passing through frame handling.
+            self.drain_stream_events();
+        }
         self.events.pop_front()
     }
 
     /// Whether events wait to be read.
     pub fn has_pending_events(&self) -> bool {
-        !self.events.is_empty()
+        !self.events.is_empty() || self.streams.has_events()
     }
 
     // ---- application API: streams, datagrams, close, key update ----
@@ -1578,6 +1586,7 @@ impl Connection {
                 StreamEvent::Reset { id, code } => Event::StreamReset { id, code },
                 StreamEvent::Stopped { id, code } => Event::StreamStopped { id, code },
                 StreamEvent::Skipped { id, range } => Event::StreamSkipped { id, range },
+                StreamEvent::Acknowledged(id) => Event::StreamAcknowledged(id),
             });
         }
     }

@@ -118,6 +118,9 @@ pub enum StreamEvent {
         /// The peer's application error code.
         code: u64,
     },
+    /// Everything we wrote on the stream, and its end, was acknowledged by the peer (bytes
+    /// abandoned by a partial-reliability deadline count as done): nothing more will be sent.
+    Acknowledged(StreamId),
     /// The sender abandoned `range` of the stream (partial reliability): those bytes will never
     /// be delivered; reading continues after it.
     Skipped {
@@ -390,7 +393,12 @@ impl Streams {
         }
     }
 
-    /// The next event for the application.
+    /// Whether events wait for the application.
+    pub fn has_events(&self) -> bool {
+        !self.events.is_empty()
+    }
+
+    /// The next stream event.
     pub fn poll_event(&mut self) -> Option<StreamEvent> {
         self.events.pop_front()
     }
@@ -656,6 +664,7 @@ impl Streams {
         }
         if s.fin_acked && s.base == s.end {
             self.release_send(id);
+            self.events.push_back(StreamEvent::Acknowledged(id));
         }
     }
 
@@ -749,6 +758,7 @@ impl Streams {
             }
             if s.fin && s.base == s.end && s.fin_acked {
                 self.release_send(id);
+                self.events.push_back(StreamEvent::Acknowledged(id));
             }
         }
     }

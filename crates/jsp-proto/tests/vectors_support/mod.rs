@@ -693,6 +693,7 @@ impl Harness {
                     assert!(self.server_conn.is_none(), "second connection");
                     self.server_conn = Some(h);
                 }
+                EndpointEvent::Forgotten(h) => self.server.release_handle(h),
             }
         }
         self.client_app();
