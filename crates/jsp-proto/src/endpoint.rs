@@ -109,6 +109,9 @@ pub struct Endpoint {
     /// Reaped slots not yet released by the driver (see [`Endpoint::set_defer_handle_reuse`]).
     held: std::collections::HashSet<usize>,
     defer_handle_reuse: bool,
+    /// First byte of every CID this endpoint issues, when it is one worker of several sharing a
+    /// port (PROTOCOL.md §3.1).
+    cid_prefix: Option<u8>,
     by_cid: HashMap<ConnectionId, ConnectionHandle>,
     cids_of: HashMap<ConnectionHandle, Vec<ConnectionId>>,
     by_reset_token: HashMap<[u8; 16], ConnectionHandle>,
@@ -184,6 +187,7 @@ impl Endpoint {
             free: Vec::new(),
             held: std::collections::HashSet::new(),
             defer_handle_reuse: false,
+            cid_prefix: None,
             by_cid: HashMap::new(),
             cids_of: HashMap::new(),
             by_reset_token: HashMap::new(),
@@ -212,6 +216,9 @@ impl Endpoint {
             self.provider
                 .fill_random(&mut b[..len])
                 .map_err(|e| ConnectionError::Handshake(crate::handshake::crypto_err(e)))?;
+            if let Some(p) = self.cid_prefix {
+                b[0] = p;
+            }
             if len >= CID_TAG_MIN_LEN {
                 let tag = self.cid_tag(&b[..len - CID_TAG_LEN]);
                 b[len - CID_TAG_LEN..len].copy_from_slice(&tag);
@@ -395,6 +402,38 @@ impl Endpoint {
     /// server (one per core) so a ticket is accepted at most once across all of them.
     pub fn resumption_state(&self) -> Option<SharedResumption> {
         self.server.as_ref().map(|s| s.ctx.resumption.clone())
+    }
+
+    /// Makes this endpoint one worker of several sharing a port: every connection ID it issues
+    /// from now on starts with `prefix`, so a 1-RTT packet that reaches another worker (after the
+    /// client's address changed and the kernel hashed it elsewhere) can be handed to this one
+    /// (see [`Endpoint::steering_target`]).
+    pub fn set_cid_prefix(&mut self, prefix: Option<u8>) {
+        self.cid_prefix = prefix;
+    }
+
+    /// Shares another endpoint's ticket keys and anti-replay store (from
+    /// [`Endpoint::resumption_state`]): the workers of one server then accept each other's
+    /// tickets and a 0-RTT ticket at most once across all of them. No effect on a client.
+    pub fn set_resumption_state(&mut self, state: SharedResumption) {
+        if let Some(s) = self.server.as_mut() {
+            s.ctx.resumption = state;
+        }
+    }
+
+    /// The worker a datagram belongs to, when this endpoint has a CID prefix and the datagram is
+    /// a 1-RTT packet addressed to a connection ID with another prefix; `None` means handle it
+    /// here. Long-header packets are never steered: during the handshake the client's address
+    /// does not change, so they reach the worker that owns the connection.
+    pub fn steering_target(&self, datagram: &[u8]) -> Option<u8> {
+        let mine = self.cid_prefix?;
+        let first = *datagram.first()?;
+        if first & 0x80 != 0 {
+            return None;
+        }
+        let peek = header::peek(datagram, self.config.cid_len).ok()?;
+        let owner = *peek.dcid.as_slice().first()?;
+        (owner != mine).then_some(owner)
     }
 
     /// With `true`, the handle of a forgotten connection is not given to a new connection until

@@ -4,7 +4,7 @@
 
 use std::io::IoSliceMut;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use bytes::BytesMut;
 use quinn_udp::{RecvMeta, Transmit};
@@ -25,6 +25,16 @@ struct Batch {
     count: usize,
 }
 
+/// The worker that owns the connection a datagram is addressed to, when it is not this one
+/// (only in a [`ServerPool`](crate::ServerPool)).
+fn steer(st: &crate::state::State, datagram: &[u8]) -> Option<Weak<Shared>> {
+    if st.workers.is_empty() {
+        return None;
+    }
+    let w = st.proto.steering_target(datagram)?;
+    st.workers.get(usize::from(w)).cloned()
+}
+
 /// Runs until the endpoint is dropped and has no connections, or the socket fails.
 pub(crate) async fn run(shared: Arc<Shared>, io: UdpIo) {
     let mut recv_buf = vec![0u8; RECV_BATCH * RECV_SLOT];
@@ -32,6 +42,7 @@ pub(crate) async fn run(shared: Arc<Shared>, io: UdpIo) {
     let mut out = Vec::with_capacity(64 * 1024);
     let mut scratch = Vec::with_capacity(2048);
     let mut batches: Vec<Batch> = Vec::with_capacity(SEND_BATCH_DATAGRAMS);
+    let mut forwards: Vec<(Weak<Shared>, SocketAddr, Vec<u8>)> = Vec::new();
     let mut stream_out: Vec<(
         SocketAddr,
         tokio::sync::mpsc::Sender<bytes::Bytes>,
@@ -77,6 +88,12 @@ pub(crate) async fn run(shared: Arc<Shared>, io: UdpIo) {
                         let stride = if m.stride == 0 { slot.len() } else { m.stride };
                         for datagram in slot.chunks_mut(stride) {
                             trace!(from = %m.addr, len = datagram.len(), "datagram received");
+                            if let Some(w) = steer(&st, datagram) {
+                                // Another worker's connection (its client moved): hand it over
+                                // once our lock is released.
+                                forwards.push((w, m.addr, datagram.to_vec()));
+                                continue;
+                            }
                             st.proto.handle_datagram(now, m.addr, datagram);
                         }
                     }
@@ -142,6 +159,21 @@ pub(crate) async fn run(shared: Arc<Shared>, io: UdpIo) {
             }
             st.dispatch(now, &shared.clock);
             taken_any = taken > 0;
+        }
+        for (worker, from, mut datagram) in forwards.drain(..) {
+            let Some(target) = worker.upgrade() else {
+                continue;
+            };
+            trace!(%from, "datagram steered to its worker");
+            shared
+                .steered
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            {
+                let mut st = target.lock();
+                let now = target.clock.now();
+                st.proto.handle_datagram(now, from, &mut datagram);
+            }
+            target.wake.notify_one();
         }
         for (addr, tx, buf) in stream_out.drain(..) {
             if tx.try_send(buf.freeze()).is_err() {

@@ -53,7 +53,7 @@ impl Targets {
 /// A JetStreamProto endpoint over UDP.
 #[derive(Debug, Clone)]
 pub struct Endpoint {
-    shared: Arc<Shared>,
+    pub(crate) shared: Arc<Shared>,
     local_addr: SocketAddr,
 }
 
@@ -76,6 +76,18 @@ impl Endpoint {
         config: EndpointConfig,
         reuse_port: bool,
     ) -> Result<Self, Error> {
+        Self::new_worker(addr, server, config, reuse_port, None)
+    }
+
+    /// [`Endpoint::new`] for one worker of a [`ServerPool`](crate::ServerPool): `worker` is its CID
+    /// prefix and the ticket state it shares with the others.
+    pub(crate) fn new_worker(
+        addr: SocketAddr,
+        server: Option<ServerConfig>,
+        config: EndpointConfig,
+        reuse_port: bool,
+        worker: Option<(u8, Option<jsp_proto::handshake::ticket::SharedResumption>)>,
+    ) -> Result<Self, Error> {
         let io = UdpIo::bind(addr, reuse_port)?;
         let local_addr = io.local_addr()?;
         let clock = Clock::new();
@@ -84,6 +96,12 @@ impl Endpoint {
         // Application handles may outlive the engine's connection: its handle must not reach a
         // new connection until they are gone (see `State::forget`).
         proto.set_defer_handle_reuse(true);
+        if let Some((prefix, resumption)) = worker {
+            proto.set_cid_prefix(Some(prefix));
+            if let Some(r) = resumption {
+                proto.set_resumption_state(r);
+            }
+        }
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 proto,
@@ -96,9 +114,11 @@ impl Endpoint {
                 next_stream_peer: 0,
                 rate: None,
                 breaker: None,
+                workers: Vec::new(),
             }),
             wake: Notify::new(),
             clock,
+            steered: std::sync::atomic::AtomicU64::new(0),
         });
         tokio::spawn(crate::driver::run(shared.clone(), io));
         Ok(Self { shared, local_addr })

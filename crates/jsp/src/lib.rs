@@ -23,6 +23,7 @@ mod connection;
 mod driver;
 mod endpoint;
 mod error;
+mod pool;
 mod rate;
 mod state;
 mod stream;
@@ -37,6 +38,7 @@ pub use jsp_proto::{
     ClientConfig, CloseReason, ConnectionError, ConnectionStats, Dir, ServerConfig, SessionTicket,
     TransportConfig, TrustPolicy,
 };
+pub use pool::ServerPool;
 pub use stream::{RecvStream, SendStream};
 
 pub mod backoff;

@@ -19,6 +19,8 @@ pub(crate) struct Shared {
     /// Wakes the driver (the application queued data, opened or closed something).
     pub(crate) wake: Notify,
     pub(crate) clock: Clock,
+    /// Datagrams this endpoint handed to another worker of its pool.
+    pub(crate) steered: std::sync::atomic::AtomicU64,
 }
 
 impl Shared {
@@ -48,6 +50,9 @@ pub(crate) struct State {
     pub(crate) rate: Option<crate::rate::EndpointRate>,
     /// The circuit breaker on new handshakes, if one is installed.
     pub(crate) breaker: Option<crate::breaker::SharedBreaker>,
+    /// The workers of a [`ServerPool`](crate::ServerPool), indexed by CID prefix (empty for a
+    /// lone endpoint): 1-RTT datagrams for another worker's connections are handed to it.
+    pub(crate) workers: Vec<std::sync::Weak<Shared>>,
 }
 
 /// Per-connection state the async layer keeps.
