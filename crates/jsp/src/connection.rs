@@ -325,6 +325,13 @@ impl Connection {
         }
     }
 
+    /// Changes how often this side sends heartbeats on a quiet connection (a phone saving
+    /// battery sends them less often; zero disables them). See the engine's
+    /// `Connection::set_heartbeat_interval`.
+    pub fn set_heartbeat_interval(&self, interval: std::time::Duration) {
+        let _ = self.with(|c, _| c.set_heartbeat_interval(interval));
+    }
+
     /// Counters: RTT, congestion window, bytes, loss, MTU ...
     pub fn stats(&self) -> ConnectionStats {
         self.with(|c, _| c.stats()).unwrap_or_default()

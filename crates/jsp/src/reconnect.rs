@@ -144,6 +144,11 @@ struct Outbox {
     connection: Option<Connection>,
     /// Messages the last failed connection left unacknowledged (reported on the next one).
     resend: usize,
+    /// The application reported a network change: the connection it abandoned is to be
+    /// replaced, not given up on.
+    network_changed: bool,
+    /// Heartbeat interval for every connection, if the application chose one.
+    heartbeat: Option<Duration>,
 }
 
 impl Outbox {
@@ -295,6 +300,37 @@ impl ReconnectingClient {
         self.shared.outbox().connection.clone()
     }
 
+    /// Tells the client that the device's network changed (Wi-Fi to cellular, a new address):
+    /// the current connection is abandoned at once instead of waiting for its timeout, and a new
+    /// one is made right away, resuming the session; unacknowledged messages are sent again on it.
+    pub fn network_changed(&self) {
+        let conn = {
+            let mut ob = self.shared.outbox();
+            if ob.stopped.is_some() {
+                return;
+            }
+            // Without a connection the client is already trying to reconnect.
+            ob.network_changed = ob.connection.is_some();
+            ob.connection.clone()
+        };
+        if let Some(c) = conn {
+            c.abort(CloseReason::GoingAway, Some("network changed"));
+        }
+    }
+
+    /// Sets the heartbeat interval of the current and every later connection (for example
+    /// longer on a low battery, see `Connection::set_heartbeat_interval`).
+    pub fn set_heartbeat_interval(&self, interval: Duration) {
+        let conn = {
+            let mut ob = self.shared.outbox();
+            ob.heartbeat = Some(interval);
+            ob.connection.clone()
+        };
+        if let Some(c) = conn {
+            c.set_heartbeat_interval(interval);
+        }
+    }
+
     /// Stops reconnecting and closes the current connection (`Normal`); unacknowledged messages
     /// are abandoned (call [`ReconnectingClient::flush`] first to deliver them).
     pub fn close(&self) {
@@ -379,6 +415,18 @@ impl Supervisor {
                                 // Refused or lost during the handshake: an attempt that failed.
                                 failures += 1;
                             }
+                            let moved = std::mem::take(&mut self.shared.outbox().network_changed);
+                            if moved {
+                                // Reconnect at once: the old path is gone, not the server.
+                                failures = 0;
+                                self.backoff.reset();
+                                let _ = self.events.send(ReconnectEvent::Retrying {
+                                    attempt: 1,
+                                    delay: Duration::ZERO,
+                                    error: e.to_string(),
+                                });
+                                continue;
+                            }
                             if !is_transient(&e) {
                                 self.give_up(e.to_string());
                                 return;
@@ -429,6 +477,9 @@ impl Supervisor {
                 return (None, None, false);
             }
             ob.connection = Some(conn.clone());
+            if let Some(h) = ob.heartbeat {
+                conn.set_heartbeat_interval(h);
+            }
             std::mem::take(&mut ob.resend)
         };
         let mut acks = tokio::task::JoinSet::new();

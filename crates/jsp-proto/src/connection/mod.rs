@@ -784,6 +784,20 @@ impl Connection {
         self.app.as_ref().map_or(0, AppKeys::generation)
     }
 
+    /// Changes how often this side sends a heartbeat PING on an otherwise quiet connection
+    /// (PROTOCOL.md §15.1), for example a phone saving battery; zero disables heartbeats. The
+    /// peer counts as gone after `heartbeat_timeout_count` intervals without a packet, so a longer
+    /// interval also detects a dead peer later. Keep it below the idle timeout, or the connection
+    /// ends idle between heartbeats.
+    pub fn set_heartbeat_interval(&mut self, interval: Duration) {
+        self.transport.heartbeat_interval = interval;
+    }
+
+    /// The current heartbeat interval (zero: disabled).
+    pub fn heartbeat_interval(&self) -> Duration {
+        self.transport.heartbeat_interval
+    }
+
     /// Closes the connection gracefully with `reason` and an optional message: no new data is
     /// accepted, every byte already written to a stream is delivered and acknowledged, then the
     /// close frame is sent (PROTOCOL.md §15.1). If the peer vanishes meanwhile, the idle or
