@@ -199,7 +199,13 @@ pub(crate) async fn run(shared: Arc<Shared>, io: UdpIo) {
             shared.wake.notify_one();
         }
         let done = {
-            let st = shared.lock();
+            let mut st = shared.lock();
+            if st.proto.connection_count() == 0 {
+                // Close packets of the last connections went out above.
+                for w in st.idle_wakers.drain(..) {
+                    w.wake();
+                }
+            }
             // Handles the application still holds do not keep the socket: they see the
             // connection ended.
             st.shutting_down && st.proto.connection_count() == 0

@@ -108,6 +108,7 @@ impl Endpoint {
                 conns: HashMap::new(),
                 incoming: VecDeque::new(),
                 accept_wakers: Vec::new(),
+                idle_wakers: Vec::new(),
                 driver_error: None,
                 shutting_down: false,
                 stream_peers: HashMap::new(),
@@ -212,6 +213,21 @@ impl Endpoint {
         for h in handles {
             Connection::new(self.shared.clone(), h).closed().await;
         }
+    }
+
+    /// Waits until the endpoint has no connection left: every close was sent and every draining
+    /// period is over. Call it before the process exits, so that the peers receive the close
+    /// instead of waiting for their idle timeout.
+    pub async fn wait_idle(&self) {
+        poll_fn(|cx| {
+            let mut st = self.shared.lock();
+            if st.proto.connection_count() == 0 || st.driver_error.is_some() {
+                return std::task::Poll::Ready(());
+            }
+            st.idle_wakers.push(cx.waker().clone());
+            std::task::Poll::Pending
+        })
+        .await;
     }
 
     /// Also accepts TCP carriages on `addr` (the same protocol in length-prefixed records).

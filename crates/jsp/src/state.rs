@@ -39,6 +39,8 @@ pub(crate) struct State {
     /// Accepted connections not yet handed to `Endpoint::accept`.
     pub(crate) incoming: VecDeque<ConnectionHandle>,
     pub(crate) accept_wakers: Vec<Waker>,
+    /// Tasks in [`Endpoint::wait_idle`](crate::Endpoint::wait_idle).
+    pub(crate) idle_wakers: Vec<Waker>,
     /// Set when the driver stopped (socket error or shutdown).
     pub(crate) driver_error: Option<String>,
     /// The endpoint is shutting down: refuse new connections.

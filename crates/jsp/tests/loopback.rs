@@ -195,3 +195,35 @@ async fn a_stale_handle_does_not_touch_a_later_connection() {
         .unwrap();
     assert_eq!(back, b"still here");
 }
+
+/// `wait_idle` returns once every connection finished closing: the close reached the peer.
+#[tokio::test]
+async fn wait_idle_returns_after_the_close_went_out() {
+    let (server_cfg, client_cfg) = configs();
+    let server = Endpoint::server("127.0.0.1:0".parse().unwrap(), server_cfg).unwrap();
+    let client = Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+    let (conn, accepted) = tokio::join!(client.connect(server.local_addr(), client_cfg), async {
+        server.accept().await.unwrap()
+    });
+    let conn = conn.unwrap();
+    accepted.established().await.unwrap();
+    conn.close(jsp::CloseReason::Normal, Some("bye"));
+    drop(conn);
+    tokio::time::timeout(Duration::from_secs(10), client.wait_idle())
+        .await
+        .expect("idle in time");
+    assert_eq!(client.connection_count(), 0);
+    let err = tokio::time::timeout(Duration::from_secs(5), accepted.closed())
+        .await
+        .expect("the server learns of the close");
+    assert!(
+        matches!(
+            err,
+            jsp::ConnectionError::PeerClosed {
+                reason: jsp::CloseReason::Normal,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+}
