@@ -17,6 +17,7 @@
 #![warn(missing_docs)]
 
 mod breaker;
+mod builder;
 mod carriage;
 mod clock;
 mod connection;
@@ -25,10 +26,14 @@ mod endpoint;
 mod error;
 mod pool;
 mod rate;
+mod server;
 mod state;
 mod stream;
 mod udp;
 
+pub use builder::{
+    ConnectionConfig, ConnectionConfigBuilder, ServerSettings, ServerSettingsBuilder, SettingsError,
+};
 pub use carriage::Carriage;
 pub use connection::Connection;
 pub use endpoint::Endpoint;
@@ -39,6 +44,7 @@ pub use jsp_proto::{
     TransportConfig, TrustPolicy,
 };
 pub use pool::ServerPool;
+pub use server::{CleanupStats, Server, ACCEPT_BACKLOG};
 pub use stream::{RecvStream, SendStream};
 
 pub mod backoff;
