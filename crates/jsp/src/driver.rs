@@ -13,6 +13,10 @@ use tracing::{debug, trace, warn};
 use crate::state::Shared;
 use crate::udp::{UdpIo, RECV_BATCH, RECV_SLOT};
 
+/// Largest total size of one send call (a GSO batch is one UDP payload to the kernel: beyond
+/// 65,507 bytes `sendmsg` fails with EMSGSIZE and the whole batch is lost).
+const MAX_SEND_BYTES: usize = 65_507;
+
 /// Most datagrams taken from the engine per batch before sending.
 const SEND_BATCH_DATAGRAMS: usize = 64;
 
@@ -137,6 +141,7 @@ pub(crate) async fn run(shared: Arc<Shared>, io: UdpIo) {
                 let extend = batches.last().is_some_and(|b| {
                     b.dst == t.destination
                         && b.count < max_segments
+                        && b.end - b.start + size <= MAX_SEND_BYTES
                         && size <= b.segment
                         && (b.end - b.start) % b.segment == 0
                 });
