@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::task::Poll;
 
 use jsp_proto::crypto::default_provider;
-use jsp_proto::{ClientConfig, EndpointConfig, ServerConfig, SessionTicket};
+use jsp_proto::{ClientConfig, ConnectionError, EndpointConfig, ServerConfig, SessionTicket};
 use tokio::sync::Notify;
 
 use crate::carriage::Carriage;
@@ -415,6 +415,11 @@ impl Endpoint {
                         // The winner: dropping the set aborts the other attempts, whose
                         // connections close when their handles drop.
                         Ok(Ok(conn)) => return Ok(conn),
+                        // The server answered and failed authentication (or the handshake broke):
+                        // another carriage reaches the same server, so stop here.
+                        Ok(Err(e @ Error::Connection(ConnectionError::Handshake(_)))) => {
+                            return Err(e)
+                        }
                         Ok(Err(e)) => last_err = Some(e),
                         Err(e) => last_err = Some(Error::Io(std::io::Error::other(e))),
                     }

@@ -229,6 +229,23 @@ impl RecvStream {
     }
 }
 
+impl Drop for RecvStream {
+    /// Dropping a stream before its end asks the peer to stop sending (STOP_SENDING, code 0),
+    /// so a sender does not keep writing into a stream nobody reads.
+    fn drop(&mut self) {
+        let id = self.id;
+        let unfinished = !self.fin;
+        let _ = self.conn.with(|c, cs| {
+            if unfinished {
+                let _ = c.stop_sending(id, 0);
+            }
+            cs.readable.remove(&id);
+            cs.read_wakers.remove(&id);
+            cs.stream_resets.remove(&id);
+        });
+    }
+}
+
 impl AsyncRead for RecvStream {
     fn poll_read(
         mut self: Pin<&mut Self>,

@@ -153,3 +153,36 @@ async fn fallback_reaches_websocket_when_udp_and_tcp_are_blocked() {
     assert_eq!(conn.carriage(), Carriage::WebSocket);
     echo(&conn, 1024).await;
 }
+
+/// A server that fails authentication over UDP is the same server over TCP and WebSocket: the
+/// fallback gives up at once with the authentication error instead of trying other carriages.
+#[tokio::test]
+async fn fallback_stops_at_an_authentication_failure() {
+    let (server, _) = echo_server().await;
+    let wrong = Identity::generate(default_provider().as_ref())
+        .unwrap()
+        .fingerprint();
+    let config = Arc::new(ClientConfig::new(TrustPolicy::pinned(wrong)));
+    let client = Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+    let targets = Targets {
+        tcp_delay: Duration::from_secs(60),
+        ws_delay: Duration::from_secs(120),
+        ..Targets::all(server.endpoint.local_addr(), server.tcp, server.ws)
+    };
+    let err = tokio::time::timeout(
+        Duration::from_secs(20),
+        client.connect_auto(&targets, config),
+    )
+    .await
+    .expect("no waiting for the later carriages")
+    .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            jsp::Error::Connection(jsp::ConnectionError::Handshake(
+                jsp_proto::error::HandshakeError::UntrustedPeer { .. }
+            ))
+        ),
+        "{err:?}"
+    );
+}

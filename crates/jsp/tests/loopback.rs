@@ -227,3 +227,40 @@ async fn wait_idle_returns_after_the_close_went_out() {
         "{err:?}"
     );
 }
+
+/// A receiver that drops a stream before its end stops the sender: writing fails instead of
+/// filling buffers nobody reads.
+#[tokio::test]
+async fn dropping_a_recv_stream_stops_the_sender() {
+    let (server_cfg, client_cfg) = configs();
+    let server = Endpoint::server("127.0.0.1:0".parse().unwrap(), server_cfg).unwrap();
+    let client = Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+    let s = server.clone();
+    tokio::spawn(async move {
+        let conn = s.accept().await.unwrap();
+        let mut recv = conn.accept_uni().await.unwrap();
+        let mut first = [0u8; 1024];
+        recv.read_exact(&mut first).await.unwrap();
+        drop(recv);
+        conn.closed().await;
+    });
+    let conn = client
+        .connect(server.local_addr(), client_cfg)
+        .await
+        .unwrap();
+    let mut send = conn.open_uni().await.unwrap();
+    let chunk = vec![7u8; 64 * 1024];
+    let outcome = tokio::time::timeout(Duration::from_secs(20), async {
+        // Far more than every buffer on the way: only a stop ends this loop.
+        for _ in 0..100_000 {
+            if let Err(e) = send.write_all(&chunk).await {
+                return Some(e);
+            }
+        }
+        None
+    })
+    .await
+    .expect("the sender learns in time");
+    let err = outcome.expect("writing fails once the receiver stopped the stream");
+    assert_eq!(err.kind(), std::io::ErrorKind::ConnectionReset, "{err}");
+}
