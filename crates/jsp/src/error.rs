@@ -28,6 +28,10 @@ pub enum Error {
     /// We reset the stream: what was not yet acknowledged will not be delivered.
     #[error("the stream was reset")]
     StreamReset,
+    /// Settings built with [`ConnectionConfig`](crate::ConnectionConfig) or
+    /// [`ServerSettings`](crate::ServerSettings) were rejected.
+    #[error(transparent)]
+    Settings(#[from] crate::builder::SettingsError),
     /// The endpoint was shut down or its driver stopped.
     #[error("the endpoint is closed{0}")]
     EndpointClosed(String),

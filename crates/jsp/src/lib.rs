@@ -25,6 +25,7 @@ mod driver;
 mod endpoint;
 mod error;
 mod pool;
+mod quick;
 mod rate;
 mod server;
 mod state;

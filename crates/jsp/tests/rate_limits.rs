@@ -43,7 +43,10 @@ async fn a_flooding_peer_is_closed_with_rate_limit_exceeded() {
     let client = Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
     let conn = client.connect(server.local_addr(), config).await.unwrap();
     for i in 0..100u32 {
-        conn.send_datagram(&i.to_be_bytes()).unwrap();
+        // The server may close the connection before the flood ends: that is the point.
+        if conn.send_datagram(&i.to_be_bytes()).is_err() {
+            break;
+        }
     }
     let err = tokio::time::timeout(Duration::from_secs(10), conn.closed())
         .await
