@@ -213,7 +213,11 @@ pub(crate) async fn run(shared: Arc<Shared>, io: UdpIo) {
             }
             // Handles the application still holds do not keep the socket: they see the
             // connection ended.
-            st.shutting_down && st.proto.connection_count() == 0
+            let abandoned = shared
+                .endpoint_handles
+                .load(std::sync::atomic::Ordering::Acquire)
+                == 0;
+            (st.shutting_down || abandoned) && st.proto.connection_count() == 0
         };
         if done {
             debug!("endpoint driver finished");

@@ -50,11 +50,37 @@ impl Targets {
     }
 }
 
-/// A JetStreamProto endpoint over UDP.
-#[derive(Debug, Clone)]
+/// A JetStreamProto endpoint over UDP. Cheap to clone; once every handle is dropped and its last
+/// connection has ended, the driver stops and the socket is released.
+#[derive(Debug)]
 pub struct Endpoint {
     pub(crate) shared: Arc<Shared>,
     local_addr: SocketAddr,
+}
+
+impl Clone for Endpoint {
+    fn clone(&self) -> Self {
+        self.shared
+            .endpoint_handles
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        Self {
+            shared: self.shared.clone(),
+            local_addr: self.local_addr,
+        }
+    }
+}
+
+impl Drop for Endpoint {
+    fn drop(&mut self) {
+        let before = self
+            .shared
+            .endpoint_handles
+            .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+        if before == 1 {
+            // Let the driver see whether it may stop.
+            self.shared.wake.notify_one();
+        }
+    }
 }
 
 impl Endpoint {
@@ -120,6 +146,7 @@ impl Endpoint {
             wake: Notify::new(),
             clock,
             steered: std::sync::atomic::AtomicU64::new(0),
+            endpoint_handles: std::sync::atomic::AtomicUsize::new(1),
         });
         tokio::spawn(crate::driver::run(shared.clone(), io));
         Ok(Self { shared, local_addr })

@@ -19,6 +19,9 @@ pub(crate) struct Shared {
     /// Wakes the driver (the application queued data, opened or closed something).
     pub(crate) wake: Notify,
     pub(crate) clock: Clock,
+    /// Live [`Endpoint`](crate::Endpoint) handles: with none left and no connection, the driver
+    /// stops and the socket is released.
+    pub(crate) endpoint_handles: std::sync::atomic::AtomicUsize,
     /// Datagrams this endpoint handed to another worker of its pool.
     pub(crate) steered: std::sync::atomic::AtomicU64,
 }

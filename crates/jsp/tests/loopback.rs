@@ -264,3 +264,31 @@ async fn dropping_a_recv_stream_stops_the_sender() {
     let err = outcome.expect("writing fails once the receiver stopped the stream");
     assert_eq!(err.kind(), std::io::ErrorKind::ConnectionReset, "{err}");
 }
+
+/// Dropping the endpoint and its connections releases the socket once the close is done: a
+/// client that connects with a throwaway endpoint does not leak a socket per connection.
+#[tokio::test]
+async fn dropping_everything_releases_the_socket() {
+    let (server_cfg, client_cfg) = configs();
+    let server = echo_server(server_cfg);
+    let client = Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+    let port = client.local_addr();
+    let conn = client
+        .connect(server.local_addr(), client_cfg)
+        .await
+        .unwrap();
+    conn.close(jsp::CloseReason::Normal, None);
+    drop(conn);
+    drop(client);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        if std::net::UdpSocket::bind(port).is_ok() {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the socket {port} is still held"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
