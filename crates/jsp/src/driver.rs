@@ -42,6 +42,11 @@ fn steer(st: &crate::state::State, datagram: &[u8]) -> Option<Weak<Shared>> {
 /// Runs until the endpoint is dropped and has no connections, or the socket fails.
 pub(crate) async fn run(shared: Arc<Shared>, io: UdpIo) {
     let mut recv_buf = vec![0u8; RECV_BATCH * RECV_SLOT];
+    // Built once: the receive path allocates nothing per batch or per datagram.
+    let mut iovs: Vec<IoSliceMut<'_>> = recv_buf
+        .chunks_mut(RECV_SLOT)
+        .map(IoSliceMut::new)
+        .collect();
     let mut meta = [RecvMeta::default(); RECV_BATCH];
     let mut out = Vec::with_capacity(64 * 1024);
     let mut scratch = Vec::with_capacity(2048);
@@ -70,10 +75,6 @@ pub(crate) async fn run(shared: Arc<Shared>, io: UdpIo) {
         };
         let taken_any;
         let received = {
-            let mut iovs: Vec<IoSliceMut<'_>> = recv_buf
-                .chunks_mut(RECV_SLOT)
-                .map(IoSliceMut::new)
-                .collect();
             tokio::select! {
                 biased;
                 r = io.recv(&mut iovs, &mut meta) => Some(r),
@@ -87,8 +88,7 @@ pub(crate) async fn run(shared: Arc<Shared>, io: UdpIo) {
             match received {
                 Some(Ok(n)) => {
                     for (i, m) in meta.iter().take(n).enumerate() {
-                        let slot =
-                            &mut recv_buf[i * RECV_SLOT..i * RECV_SLOT + m.len.min(RECV_SLOT)];
+                        let slot = &mut iovs[i][..m.len.min(RECV_SLOT)];
                         let stride = if m.stride == 0 { slot.len() } else { m.stride };
                         for datagram in slot.chunks_mut(stride) {
                             trace!(from = %m.addr, len = datagram.len(), "datagram received");
