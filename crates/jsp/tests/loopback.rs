@@ -171,11 +171,10 @@ async fn a_stale_handle_does_not_touch_a_later_connection() {
         .await
         .expect("closed in time");
     // Wait until the engine forgot it (its draining period is over).
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while client.connection_count() > 0 {
-        assert!(tokio::time::Instant::now() < deadline, "never forgotten");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    tokio::time::timeout(Duration::from_secs(10), client.wait_idle())
+        .await
+        .expect("forgotten in time");
+    assert_eq!(client.connection_count(), 0);
     let new = client
         .connect(server.local_addr(), client_cfg)
         .await

@@ -22,30 +22,30 @@ fn example(name: &str) -> PathBuf {
     path
 }
 
-#[test]
-fn mobile_demo_reconnects_across_a_network_change_without_losing_messages() {
-    let mut child = Command::new(example("mobile_demo"))
+#[tokio::test]
+async fn mobile_demo_reconnects_across_a_network_change_without_losing_messages() {
+    let child = tokio::process::Command::new(example("mobile_demo"))
         .args(["--messages", "30"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
         .spawn()
         .unwrap();
     // The demo bounds each of its steps itself; this bounds the whole run.
-    let deadline = std::time::Duration::from_secs(120);
-    let mut waited = std::time::Duration::ZERO;
-    let step = std::time::Duration::from_millis(50);
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(waited < deadline, "mobile_demo did not finish");
-        std::thread::sleep(step);
-        waited += step;
-    };
-    let out = child.wait_with_output().unwrap();
+    let out = tokio::time::timeout(
+        std::time::Duration::from_secs(120),
+        child.wait_with_output(),
+    )
+    .await
+    .expect("mobile_demo finished in time")
+    .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(status.success(), "exit {status}\n{stdout}\n{stderr}");
+    assert!(
+        out.status.success(),
+        "exit {}\n{stdout}\n{stderr}",
+        out.status
+    );
     assert!(stdout.contains("heartbeat every 25s"), "{stdout}");
     assert!(stdout.contains("resumed=true"), "{stdout}");
     assert!(stdout.contains("delivered 30/30 messages"), "{stdout}");
