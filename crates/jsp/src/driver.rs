@@ -41,6 +41,15 @@ fn steer(st: &crate::state::State, datagram: &[u8]) -> Option<Weak<Shared>> {
 
 /// Runs until the endpoint is dropped and has no connections, or the socket fails.
 pub(crate) async fn run(shared: Arc<Shared>, io: UdpIo) {
+    drive(&shared, io).await;
+    // The socket is closed now (`drive` owned it): tell whoever waits.
+    shared
+        .stopped
+        .store(true, std::sync::atomic::Ordering::Release);
+    shared.stopped_notify.notify_waiters();
+}
+
+async fn drive(shared: &Arc<Shared>, io: UdpIo) {
     let mut recv_buf = vec![0u8; RECV_BATCH * RECV_SLOT];
     // Built once: the receive path allocates nothing per batch or per datagram.
     let mut iovs: Vec<IoSliceMut<'_>> = recv_buf

@@ -147,6 +147,8 @@ impl Endpoint {
             clock,
             steered: std::sync::atomic::AtomicU64::new(0),
             endpoint_handles: std::sync::atomic::AtomicUsize::new(1),
+            stopped: std::sync::atomic::AtomicBool::new(false),
+            stopped_notify: Notify::new(),
         });
         tokio::spawn(crate::driver::run(shared.clone(), io));
         Ok(Self { shared, local_addr })
@@ -239,6 +241,25 @@ impl Endpoint {
         self.shared.wake.notify_one();
         for h in handles {
             Connection::new(self.shared.clone(), h).closed().await;
+        }
+        self.stopped().await;
+    }
+
+    /// A future that completes once the endpoint's driver stopped and its socket is closed:
+    /// after [`Endpoint::shutdown`], or once every handle was dropped and the last connection
+    /// ended. It holds no handle, so it does not keep the endpoint alive.
+    pub fn stopped(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let shared = self.shared.clone();
+        async move {
+            loop {
+                let notified = shared.stopped_notify.notified();
+                tokio::pin!(notified);
+                notified.as_mut().enable();
+                if shared.stopped.load(std::sync::atomic::Ordering::Acquire) {
+                    return;
+                }
+                notified.await;
+            }
         }
     }
 

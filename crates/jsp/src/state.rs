@@ -22,6 +22,10 @@ pub(crate) struct Shared {
     /// Live [`Endpoint`](crate::Endpoint) handles: with none left and no connection, the driver
     /// stops and the socket is released.
     pub(crate) endpoint_handles: std::sync::atomic::AtomicUsize,
+    /// The driver stopped and the socket is closed.
+    pub(crate) stopped: std::sync::atomic::AtomicBool,
+    /// Woken when `stopped` becomes true.
+    pub(crate) stopped_notify: Notify,
     /// Datagrams this endpoint handed to another worker of its pool.
     pub(crate) steered: std::sync::atomic::AtomicU64,
 }

@@ -276,18 +276,15 @@ async fn dropping_everything_releases_the_socket() {
         .connect(server.local_addr(), client_cfg)
         .await
         .unwrap();
+    let stopped = client.stopped();
     conn.close(jsp::CloseReason::Normal, None);
     drop(conn);
     drop(client);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        if std::net::UdpSocket::bind(port).is_ok() {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the socket {port} is still held"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    tokio::time::timeout(Duration::from_secs(10), stopped)
+        .await
+        .expect("the endpoint stops once nothing refers to it");
+    assert!(
+        std::net::UdpSocket::bind(port).is_ok(),
+        "the socket {port} is released"
+    );
 }
