@@ -5,7 +5,7 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use jsp::{Endpoint, ServerConfig};
+use jsp::{ConnectionConfig, ServerSettings};
 use jsp_proto::crypto::default_provider;
 use jsp_proto::identity::Identity;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -14,6 +14,7 @@ use crate::bench::{self, UploadLimit};
 use crate::client::{self, describe_stats, suite_name, ClientOptions, Transport};
 use crate::clock::Stopwatch;
 use crate::error::CliError;
+use crate::listen;
 use crate::progress::ProgressMode;
 use crate::serve::{accept_loop, Behaviour};
 use crate::units::fmt_duration;
@@ -34,21 +35,32 @@ pub async fn run(bytes: u64, out: &mut impl Write) -> Result<(), CliError> {
         .map_err(|e| CliError::new(format!("cannot generate a key: {e}")))?;
     let fingerprint = identity.fingerprint();
     let loopback: SocketAddr = (std::net::Ipv4Addr::LOCALHOST, 0).into();
-    let server = Endpoint::server(loopback, ServerConfig::new(identity))
-        .map_err(|e| CliError::new(format!("cannot open a UDP socket on 127.0.0.1: {e}")))?;
+    let unconfigurable = |e: &dyn std::fmt::Display| CliError::new(format!("demo settings: {e}"));
+    let connection = ConnectionConfig::builder()
+        .no_rate_limits()
+        .build()
+        .map_err(|e| unconfigurable(&e))?;
+    // One worker: the client shares this process and its cores.
+    let settings = ServerSettings::builder(identity)
+        .listen_udp(loopback)
+        .workers(1)
+        .connection(connection)
+        .global_rate_limit_messages(None)
+        .global_rate_limit_bytes(None)
+        .build()
+        .map_err(|e| unconfigurable(&e))?;
+    let server = Arc::new(listen::start(settings).await?);
+    let server_addr = server.local_addr().unwrap_or(loopback);
     let behaviour = Arc::new(Behaviour {
         echo: true,
         files: None,
     });
     tokio::spawn(accept_loop(server.clone(), behaviour));
     say("JetStreamProto demo: a server and a client in this process, over UDP on 127.0.0.1")?;
-    say(&format!(
-        "server     {}, key {fingerprint}",
-        server.local_addr()
-    ))?;
+    say(&format!("server     {server_addr}, key {fingerprint}"))?;
 
     let opts = ClientOptions {
-        server: server.local_addr().to_string(),
+        server: server_addr.to_string(),
         pin: fingerprint,
         transport: Transport::Udp,
         ws: None,

@@ -13,7 +13,7 @@
 //! | [`bench`] | the throughput and latency protocol of `jsp bench` |
 //! | [`serve`] | what `jsp serve` does with connections: echo, files, bench |
 //! | [`server_config`] | `jsp serve`'s flags over its TOML config file |
-//! | [`listen`] | binding the server's UDP, TCP and WebSocket sockets |
+//! | [`listen`] | starting the server ([`jsp::Server`]) and explaining bind failures |
 //! | [`demo`] | `jsp demo` |
 //! | [`progress`], [`units`], [`clock`], [`logging`], [`error`] | progress bars, sizes and rates, the stopwatch, logs, error messages |
 

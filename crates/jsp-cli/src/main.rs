@@ -336,13 +336,7 @@ async fn serve(args: ServeArgs) -> Result<(), CliError> {
         identity: args.identity.clone(),
         config: args.config.clone(),
     };
-    let setup = server_config::setup(&flags)?;
-    for setting in &setup.ignored {
-        tracing::warn!(
-            setting,
-            "this config setting is not applied: the jsp library has no API for it"
-        );
-    }
+    let settings = server_config::setup(&flags)?;
     let files = match &args.files {
         Some(dir) => Some(Receiver::new(dir).map_err(|e| {
             CliError::io(format_args!("use {} for received files", dir.display()), &e)
@@ -350,18 +344,21 @@ async fn serve(args: ServeArgs) -> Result<(), CliError> {
         })?),
         None => None,
     };
-    let fingerprint = setup.config.identity.identity.fingerprint();
-    let listening = listen::listen(&setup.plan, &setup.config, &setup.endpoint).await?;
-    if let Some(limits) = &setup.endpoint.rate_limits {
-        tracing::info!(
-            policy = ?limits.policy,
-            messages_per_sec = ?limits.messages_per_sec,
-            bytes_per_sec = ?limits.bytes_per_sec,
-            global_messages_per_sec = ?limits.global_messages_per_sec,
-            global_bytes_per_sec = ?limits.global_bytes_per_sec,
-            "rate limits per connection and per server (None: unlimited)"
-        );
-    }
+    let fingerprint = settings.server_config().identity.identity.fingerprint();
+    let limits = settings.rate_limits().clone();
+    let breaker = settings.circuit_breaker().is_some();
+    let cleanup_interval = settings.cleanup_interval();
+    let server = Arc::new(listen::start(settings).await?);
+    tracing::info!(
+        policy = ?limits.policy,
+        messages_per_sec = ?limits.messages_per_sec,
+        bytes_per_sec = ?limits.bytes_per_sec,
+        global_messages_per_sec = ?limits.global_messages_per_sec,
+        global_bytes_per_sec = ?limits.global_bytes_per_sec,
+        circuit_breaker = breaker,
+        ?cleanup_interval,
+        "rate limits per connection and per server (None: unlimited)"
+    );
     let mut signals = Signals::install()?;
     let behaviour = Arc::new(Behaviour {
         echo: args.echo,
@@ -370,16 +367,16 @@ async fn serve(args: ServeArgs) -> Result<(), CliError> {
 
     print(format_args!("fingerprint: {fingerprint}"))?;
     for (kind, addrs) in [
-        ("udp", &listening.udp),
-        ("tcp", &listening.tcp),
-        ("ws", &listening.ws),
+        ("udp", server.udp_addrs()),
+        ("tcp", server.tcp_addrs()),
+        ("ws", server.ws_addrs()),
     ] {
         for addr in addrs {
             print(format_args!("listening: {kind} {addr}"))?;
         }
     }
     print(format_args!("serving: {}", behaviour.describe()))?;
-    if let Some(addr) = listening.udp.first() {
+    if let Some(addr) = server.udp_addrs().first() {
         let host = if addr.ip().is_unspecified() {
             format!("HOST:{}", addr.port())
         } else {
@@ -389,17 +386,11 @@ async fn serve(args: ServeArgs) -> Result<(), CliError> {
             "connect with: jsp connect {host} --pin {fingerprint}"
         ))?;
     }
-    for endpoint in &listening.endpoints {
-        tokio::spawn(accept_loop(endpoint.clone(), behaviour.clone()));
-    }
+    tokio::spawn(accept_loop(server.clone(), behaviour.clone()));
 
     let signal = signals.next().await;
     tracing::info!(signal, "shutting down: closing connections gracefully");
-    let mut shutdowns = tokio::task::JoinSet::new();
-    for endpoint in listening.endpoints {
-        shutdowns.spawn(async move { endpoint.shutdown().await });
-    }
-    let drained = async { while shutdowns.join_next().await.is_some() {} };
+    let drained = server.shutdown();
     tokio::select! {
         () = drained => tracing::info!("all connections closed"),
         () = tokio::time::sleep(SHUTDOWN_GRACE) => {

@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use jsp::{Connection, Endpoint, RecvStream, SendStream};
+use jsp::{Connection, RecvStream, SendStream, Server};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tracing::{debug, info, warn};
 
@@ -41,9 +41,9 @@ impl Behaviour {
     }
 }
 
-/// Accepts connections on `endpoint` until it shuts down, serving each on its own task.
-pub async fn accept_loop(endpoint: Endpoint, behaviour: Arc<Behaviour>) {
-    while let Some(conn) = endpoint.accept().await {
+/// Accepts connections on `server` until it shuts down, serving each on its own task.
+pub async fn accept_loop(server: Arc<Server>, behaviour: Arc<Behaviour>) {
+    while let Some(conn) = server.accept().await {
         tokio::spawn(serve_connection(conn, behaviour.clone()));
     }
 }

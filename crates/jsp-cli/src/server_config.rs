@@ -1,25 +1,25 @@
 //! What `jsp serve` runs with: its command-line flags over an optional TOML config file
-//! ([`jsp::config_file::ServerFile`]). A flag, when given, replaces the file's setting: `--listen`
-//! replaces `[listen] udp` and `tcp`, `--ws` replaces `[listen] ws`, `--identity` replaces
-//! `[identity]`.
+//! ([`jsp::config_file::ServerFile`]), turned into the library's [`ServerSettings`]. A flag,
+//! when given, replaces the file's setting: `--listen` replaces `[listen] udp` and `tcp`, `--ws`
+//! replaces `[listen] ws`, `--identity` replaces `[identity]`.
 //!
-//! Without a config file the server has the library's defaults: no rate limits, no circuit
-//! breaker. With one, the file's `[limits]` rate limits and `[circuit_breaker]` apply, with the
-//! file's documented defaults for what it leaves out (1 MiB/s and 100 messages/s per connection:
-//! set them to `"unlimited"` for bulk transfers).
+//! Without a config file the server has no rate limits and no circuit breaker, and one worker
+//! per core. With one, every setting of the file applies (rate limits, circuit breaker, limits,
+//! Retry, ticket keys, `timeouts.cleanup_interval` ...), with the file's documented defaults for
+//! what it leaves out (1 MiB/s and 100 messages/s per connection: set them to `"unlimited"` for
+//! bulk transfers).
 
 use std::io::Read;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use jsp::config_file::{ServerFile, MAX_CONFIG_FILE_LEN};
-use jsp::ServerConfig;
+use jsp::{ConnectionConfig, ServerSettings, ServerSettingsBuilder};
 
 use crate::error::CliError;
 use crate::keyfile;
-use crate::listen::{EndpointSettings, ListenPlan};
 
-/// The flags of `jsp serve` that configure the endpoint.
+/// The flags of `jsp serve` that configure the server.
 #[derive(Debug, Clone, Default)]
 pub struct ServeFlags {
     /// `--listen`: UDP, and TCP on the same port.
@@ -32,72 +32,60 @@ pub struct ServeFlags {
     pub config: Option<PathBuf>,
 }
 
-/// The server's engine configuration and where it listens.
-#[derive(Debug)]
-pub struct ServeSetup {
-    /// The engine's configuration.
-    pub config: ServerConfig,
-    /// Where to listen.
-    pub plan: ListenPlan,
-    /// Rate limits and circuit breaker of each endpoint.
-    pub endpoint: EndpointSettings,
-    /// Settings of the config file that this version does not apply, to warn about.
-    pub ignored: Vec<&'static str>,
-}
-
 const NEED_IDENTITY: &str =
     "create a key with `jsp keygen --out DIR` and pass --identity DIR/identity.key";
 
-/// Combines the flags and the config file.
-pub fn setup(flags: &ServeFlags) -> Result<ServeSetup, CliError> {
-    match &flags.config {
+/// Combines the flags and the config file into the server's settings.
+pub fn setup(flags: &ServeFlags) -> Result<ServerSettings, CliError> {
+    let builder = match &flags.config {
         None => {
             let Some(key) = &flags.identity else {
                 return Err(CliError::new("the server needs an identity key").hint(NEED_IDENTITY));
             };
-            let Some(listen) = flags.listen else {
+            if flags.listen.is_none() {
                 return Err(CliError::new("the server needs an address to listen on")
                     .hint("pass --listen ADDR, e.g. --listen 0.0.0.0:4433"));
-            };
+            }
             let identity = keyfile::read_identity(key)?;
-            Ok(ServeSetup {
-                config: ServerConfig::new(identity),
-                plan: ListenPlan {
-                    udp: vec![listen],
-                    tcp: Vec::new(),
-                    ws: flags.ws.into_iter().collect(),
-                    tcp_on_udp_port: true,
-                },
-                endpoint: EndpointSettings::default(),
-                ignored: Vec::new(),
-            })
+            let connection = ConnectionConfig::builder()
+                .no_rate_limits()
+                .build()
+                .map_err(|e| CliError::new(format!("cannot configure the server: {e}")))?;
+            let builder = ServerSettings::builder(identity)
+                .connection(connection)
+                .global_rate_limit_messages(None)
+                .global_rate_limit_bytes(None)
+                .circuit_breaker(None);
+            let builder = match flags.listen {
+                Some(addr) => builder.listen_udp(addr).tcp_on_udp_port(),
+                None => builder,
+            };
+            flags
+                .ws
+                .into_iter()
+                .fold(builder, |b, addr| b.listen_ws(addr))
         }
-        Some(path) => from_file(path, flags),
-    }
+        Some(path) => from_file(path, flags)?,
+    };
+    builder
+        .build()
+        .map_err(|e| CliError::new(format!("cannot configure the server: {e}")))
 }
 
-fn from_file(path: &Path, flags: &ServeFlags) -> Result<ServeSetup, CliError> {
+fn from_file(path: &Path, flags: &ServeFlags) -> Result<ServerSettingsBuilder, CliError> {
     let text = read_config(path)?;
     let in_file = |e: &dyn std::fmt::Display| {
         CliError::new(format!("{}: {e}", path.display()))
             .hint("fix the config file (`jsp serve --example-config` prints one with every field)")
     };
     let mut file = ServerFile::parse(&text).map_err(|e| in_file(&e))?;
-    let mut tcp_on_udp_port = false;
     if let Some(addr) = flags.listen {
         file.listen.udp = vec![addr];
         file.listen.tcp = Vec::new();
-        tcp_on_udp_port = true;
     }
     if let Some(addr) = flags.ws {
         file.listen.ws = vec![addr];
     }
-    // The library has no setting for the sweep interval: it sweeps as connections end.
-    let ignored = if file.timeouts.cleanup_interval.is_some() {
-        vec!["timeouts.cleanup_interval"]
-    } else {
-        Vec::new()
-    };
     let loaded = match &flags.identity {
         Some(key) => {
             let identity = keyfile::read_identity(key)?;
@@ -113,31 +101,11 @@ fn from_file(path: &Path, flags: &ServeFlags) -> Result<ServeSetup, CliError> {
         None => file.into_config(base_dir(path)),
     }
     .map_err(|e| in_file(&e))?;
-    let listen = loaded.driver.listen;
-    let mut udp = listen.udp;
-    if udp.is_empty() {
-        // The library needs a UDP socket even for TCP- or WebSocket-only servers: take a free
-        // port next to the first stream listener.
-        let ip = listen
-            .tcp
-            .first()
-            .or(listen.ws.first())
-            .map_or(std::net::Ipv4Addr::LOCALHOST.into(), SocketAddr::ip);
-        udp.push(SocketAddr::new(ip, 0));
-    }
-    Ok(ServeSetup {
-        config: loaded.config,
-        plan: ListenPlan {
-            udp,
-            tcp: listen.tcp,
-            ws: listen.ws,
-            tcp_on_udp_port,
-        },
-        endpoint: EndpointSettings {
-            rate_limits: Some(loaded.driver.rate_limits),
-            circuit_breaker: loaded.driver.circuit_breaker,
-        },
-        ignored,
+    let builder = ServerSettingsBuilder::from_loaded(loaded);
+    Ok(if flags.listen.is_some() {
+        builder.tcp_on_udp_port()
+    } else {
+        builder
     })
 }
 

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use jsp::{ClientConfig, Connection, Endpoint, ServerConfig, TrustPolicy};
+use jsp::{ClientConfig, Connection, Endpoint, Server, ServerSettings, TrustPolicy};
 use jsp_cli::progress::ProgressMode;
 use jsp_cli::serve::{accept_loop, Behaviour};
 use jsp_cli::transfer::{self, Offer, Receiver, SendOptions};
@@ -19,11 +19,17 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 const PATIENCE: Duration = Duration::from_secs(30);
 
 /// A server receiving into `dir`, and a client connected to it.
-async fn setup(dir: &Path) -> (Endpoint, Endpoint, Connection) {
+async fn setup(dir: &Path) -> (Arc<Server>, Endpoint, Connection) {
     let id = Identity::generate(default_provider().as_ref()).unwrap();
     let fp = id.fingerprint();
     let loopback: SocketAddr = "127.0.0.1:0".parse().unwrap();
-    let server = Endpoint::server(loopback, ServerConfig::new(id)).unwrap();
+    let settings = ServerSettings::builder(id)
+        .listen_udp(loopback)
+        .workers(1)
+        .build()
+        .unwrap();
+    let server = Arc::new(Server::start(settings).await.unwrap());
+    let server_addr = server.local_addr().unwrap();
     let behaviour = Arc::new(Behaviour {
         echo: false,
         files: Some(Receiver::new(dir).unwrap()),
@@ -31,7 +37,7 @@ async fn setup(dir: &Path) -> (Endpoint, Endpoint, Connection) {
     tokio::spawn(accept_loop(server.clone(), behaviour));
     let client = Endpoint::client(loopback).unwrap();
     let config = Arc::new(ClientConfig::new(TrustPolicy::pinned(fp)));
-    let conn = tokio::time::timeout(PATIENCE, client.connect(server.local_addr(), config))
+    let conn = tokio::time::timeout(PATIENCE, client.connect(server_addr, config))
         .await
         .unwrap()
         .unwrap();

@@ -346,6 +346,7 @@ pub struct ServerSettings {
     cleanup_interval: Duration,
     workers: usize,
     listen: ListenAddrs,
+    tcp_on_udp_port: bool,
 }
 
 impl ServerSettings {
@@ -363,6 +364,7 @@ impl ServerSettings {
             cleanup_interval: DEFAULT_CLEANUP_INTERVAL,
             workers: 0,
             listen: ListenAddrs::default(),
+            tcp_on_udp_port: false,
         }
     }
 
@@ -417,6 +419,11 @@ impl ServerSettings {
     pub fn listen(&self) -> &ListenAddrs {
         &self.listen
     }
+
+    /// Whether the server also listens on TCP at the first UDP socket's address and port.
+    pub fn tcp_on_udp_port(&self) -> bool {
+        self.tcp_on_udp_port
+    }
 }
 
 /// Builds [`ServerSettings`]; see [`ServerSettings::builder`].
@@ -431,6 +438,7 @@ pub struct ServerSettingsBuilder {
     cleanup_interval: Duration,
     workers: usize,
     listen: ListenAddrs,
+    tcp_on_udp_port: bool,
 }
 
 impl ServerSettingsBuilder {
@@ -448,6 +456,7 @@ impl ServerSettingsBuilder {
             cleanup_interval: driver.cleanup_interval,
             workers: 0,
             listen: driver.listen,
+            tcp_on_udp_port: false,
             config,
         }
     }
@@ -534,6 +543,26 @@ impl ServerSettingsBuilder {
         self
     }
 
+    /// The listen addresses given so far.
+    pub fn listen_addrs(&self) -> &ListenAddrs {
+        &self.listen
+    }
+
+    /// Removes every listen address given so far (by the config file or earlier calls), for
+    /// example to replace the file's addresses with a command-line flag's.
+    pub fn clear_listen(mut self) -> Self {
+        self.listen = ListenAddrs::default();
+        self.tcp_on_udp_port = false;
+        self
+    }
+
+    /// Also listens on TCP at the first UDP address's final address and port, the usual "UDP
+    /// and TCP on one port" server. With port 0, the server picks a port free for both.
+    pub fn tcp_on_udp_port(mut self) -> Self {
+        self.tcp_on_udp_port = true;
+        self
+    }
+
     /// Validates and returns the settings.
     ///
     /// # Errors
@@ -593,6 +622,7 @@ impl ServerSettingsBuilder {
             cleanup_interval: self.cleanup_interval,
             workers: self.workers,
             listen: self.listen,
+            tcp_on_udp_port: self.tcp_on_udp_port,
         })
     }
 }

@@ -32,6 +32,16 @@ pub enum Error {
     /// [`ServerSettings`](crate::ServerSettings) were rejected.
     #[error(transparent)]
     Settings(#[from] crate::builder::SettingsError),
+    /// A server address could not be bound (taken, not on this machine, privileged ...).
+    #[error("cannot listen on {addr} ({carriage}): {source}")]
+    Bind {
+        /// The address asked for.
+        addr: std::net::SocketAddr,
+        /// `"UDP"`, `"TCP"` or `"WebSocket"`.
+        carriage: &'static str,
+        /// What the system said.
+        source: io::Error,
+    },
     /// The endpoint was shut down or its driver stopped.
     #[error("the endpoint is closed{0}")]
     EndpointClosed(String),

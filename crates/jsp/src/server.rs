@@ -257,13 +257,32 @@ impl Server {
             .map_err(|e| invalid("circuit breaker", e))?
             .map(|b| Arc::new(Mutex::new(b)));
 
-        let mut pools = Vec::with_capacity(binds.len());
+        let mut pools: Vec<Arc<ServerPool>> = Vec::with_capacity(binds.len());
         let mut udp_addrs = Vec::new();
-        for (addr, workers) in binds {
+        let mut twin_tcp = None;
+        for (i, (addr, workers)) in binds.into_iter().enumerate() {
             let mut config = settings.server_config().clone();
             config.max_connections = config.max_connections.div_ceil(workers);
             config.max_handshakes = config.max_handshakes.div_ceil(workers);
-            let pool = ServerPool::bind(addr, config, workers)?;
+            let bound = if i == 0 && settings.tcp_on_udp_port() && !listen.udp.is_empty() {
+                bind_with_tcp_twin(addr, &config, workers)
+                    .await
+                    .map(|(pool, tcp)| {
+                        twin_tcp = Some(tcp);
+                        pool
+                    })
+            } else {
+                ServerPool::bind(addr, config, workers).map_err(|e| bind_error(addr, "UDP", e))
+            };
+            let pool = match bound {
+                Ok(pool) => pool,
+                Err(e) => {
+                    for pool in &pools {
+                        pool.shutdown().await;
+                    }
+                    return Err(e);
+                }
+            };
             for w in pool.workers() {
                 let mut st = w.shared.lock();
                 st.rate = Some(crate::rate::EndpointRate {
@@ -286,7 +305,7 @@ impl Server {
         }
 
         let (tcp_addrs, ws_addrs) = match listen_carriages(&pools, &listen.tcp, &listen.ws).await {
-            Ok(addrs) => addrs,
+            Ok((tcp, ws)) => (twin_tcp.into_iter().chain(tcp).collect(), ws),
             Err(e) => {
                 // Release the sockets already bound.
                 for pool in &pools {
@@ -444,13 +463,64 @@ async fn listen_carriages(
     let mut ws_addrs = Vec::with_capacity(ws.len());
     if let Some(first) = pools.first().and_then(|p| p.workers().first()) {
         for addr in tcp {
-            tcp_addrs.push(first.listen_tcp(*addr).await?);
+            let bound = first.listen_tcp(*addr).await;
+            tcp_addrs.push(bound.map_err(|e| bind_error(*addr, "TCP", e))?);
         }
         for addr in ws {
-            ws_addrs.push(first.listen_ws(*addr).await?);
+            let bound = first.listen_ws(*addr).await;
+            ws_addrs.push(bound.map_err(|e| bind_error(*addr, "WebSocket", e))?);
         }
     }
     Ok((tcp_addrs, ws_addrs))
+}
+
+/// Attempts at finding an ephemeral port free for both UDP and TCP.
+const SAME_PORT_ATTEMPTS: usize = 16;
+
+/// Binds a pool at `addr` and a TCP carriage listener on its first worker at the same address
+/// and port. With port 0, a port whose TCP twin is taken is given up and another one tried.
+async fn bind_with_tcp_twin(
+    addr: SocketAddr,
+    config: &jsp_proto::ServerConfig,
+    workers: usize,
+) -> Result<(ServerPool, SocketAddr), Error> {
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let pool = ServerPool::bind(addr, config.clone(), workers)
+            .map_err(|e| bind_error(addr, "UDP", e))?;
+        let at = pool.local_addr();
+        let Some(first) = pool.workers().first() else {
+            return Err(Error::EndpointClosed(": the pool has no worker".into()));
+        };
+        match first.listen_tcp(at).await {
+            Ok(tcp) => return Ok((pool, tcp)),
+            // The system picked a UDP port whose TCP twin is taken: pick again.
+            Err(Error::Io(e))
+                if e.kind() == std::io::ErrorKind::AddrInUse
+                    && addr.port() == 0
+                    && attempts < SAME_PORT_ATTEMPTS =>
+            {
+                pool.shutdown().await;
+            }
+            Err(e) => {
+                pool.shutdown().await;
+                return Err(bind_error(at, "TCP", e));
+            }
+        }
+    }
+}
+
+/// Names the address and carriage of a socket error; other errors pass through.
+fn bind_error(addr: SocketAddr, carriage: &'static str, e: Error) -> Error {
+    match e {
+        Error::Io(source) => Error::Bind {
+            addr,
+            carriage,
+            source,
+        },
+        other => other,
+    }
 }
 
 /// Sweeps the backlog every `interval`.

@@ -512,5 +512,58 @@ async fn a_carriage_only_server_serves_tcp_and_a_taken_port_fails_to_start() {
     let started = tokio::time::timeout(WAIT, Server::start(settings))
         .await
         .expect("start ends in time");
-    assert!(matches!(started, Err(Error::Io(_))), "{started:?}");
+    match started {
+        Err(Error::Bind {
+            addr,
+            carriage: "TCP",
+            source,
+        }) => {
+            assert_eq!(addr, taken.local_addr().unwrap());
+            assert_eq!(source.kind(), std::io::ErrorKind::AddrInUse);
+        }
+        other => panic!("expected a TCP bind error, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn tcp_on_the_udp_port_shares_the_port_and_names_a_taken_twin() {
+    // Port 0: the server finds a port free for both and serves TCP clients on it.
+    let (id, config) = identity();
+    let settings = ServerSettings::builder(id)
+        .workers(1)
+        .listen_udp(loopback())
+        .tcp_on_udp_port()
+        .build()
+        .unwrap();
+    let server = Arc::new(Server::start(settings).await.unwrap());
+    let udp = server.local_addr().unwrap();
+    assert_eq!(server.tcp_addrs(), &[udp][..]);
+    echo(server.clone());
+    let client = client_endpoint();
+    let conn = tokio::time::timeout(WAIT, client.connect_tcp(udp, config))
+        .await
+        .expect("connected in time")
+        .unwrap();
+    assert_eq!(round_trip(&conn, b"same port").await, b"same port");
+    tokio::time::timeout(WAIT, server.shutdown())
+        .await
+        .expect("shut down in time");
+
+    // A fixed port whose TCP twin is taken: a bind error naming TCP and the address.
+    let taken = std::net::TcpListener::bind(loopback()).unwrap();
+    let at = taken.local_addr().unwrap();
+    let (id, _) = identity();
+    let settings = ServerSettings::builder(id)
+        .workers(1)
+        .listen_udp(at)
+        .tcp_on_udp_port()
+        .build()
+        .unwrap();
+    let started = tokio::time::timeout(WAIT, Server::start(settings))
+        .await
+        .expect("start ends in time");
+    assert!(
+        matches!(&started, Err(Error::Bind { addr, carriage: "TCP", .. }) if *addr == at),
+        "{started:?}"
+    );
 }
