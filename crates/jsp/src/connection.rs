@@ -325,6 +325,26 @@ impl Connection {
         }
     }
 
+    /// Asks for a key update (PROTOCOL.md §9): fresh 1-RTT keys, derived from the current ones,
+    /// as soon as the protocol's rules allow. [`ConnectionEvent::KeyUpdated`](crate::ConnectionEvent::KeyUpdated)
+    /// reports it.
+    pub fn update_keys(&self) {
+        let _ = self.with(|c, _| c.request_key_update());
+    }
+
+    /// Subscribes to this connection's lifecycle events (established, streams opened by the
+    /// peer, key updates, session tickets, the 0-RTT outcome, and the close). A subscriber sees
+    /// the events published after it subscribed; subscribing to a connection that has already
+    /// ended yields its [`ConnectionEvent::Closed`](crate::ConnectionEvent::Closed) at once.
+    pub fn events(&self) -> crate::ConnectionEvents {
+        let mut st = self.inner.shared.lock();
+        let cs = st.conns.entry(self.inner.handle).or_default();
+        match &cs.error {
+            Some(e) => crate::ConnectionEvents::already_closed(e.clone()),
+            None => crate::ConnectionEvents::new(cs.events.subscribe()),
+        }
+    }
+
     /// Changes how often this side sends heartbeats on a quiet connection (a phone saving
     /// battery sends them less often; zero disables them). See the engine's
     /// `Connection::set_heartbeat_interval`.

@@ -24,6 +24,7 @@ mod connection;
 mod driver;
 mod endpoint;
 mod error;
+mod events;
 mod pool;
 mod quick;
 mod rate;
@@ -40,6 +41,7 @@ pub use connection::Connection;
 pub use endpoint::Endpoint;
 pub use endpoint::Targets;
 pub use error::Error;
+pub use events::{ConnectionEvent, ConnectionEvents, EVENT_BUFFER};
 pub use jsp_proto::{
     ClientConfig, CloseReason, ConnectionError, ConnectionStats, Dir, ServerConfig, SessionTicket,
     TransportConfig, TrustPolicy,

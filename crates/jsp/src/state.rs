@@ -11,6 +11,7 @@ use jsp_proto::{ConnectionError, ConnectionHandle, Event, SessionTicket, StreamI
 use tokio::sync::Notify;
 
 use crate::clock::Clock;
+use crate::events::ConnectionEvent;
 
 /// Everything the driver and the handles share.
 #[derive(Debug)]
@@ -106,6 +107,8 @@ pub(crate) struct ConnState {
     /// The engine forgot the connection; its handle is released with the last application
     /// handle.
     pub(crate) forgotten: bool,
+    /// Subscribers to [`Connection::events`](crate::Connection::events).
+    pub(crate) events: crate::events::EventPublisher,
 }
 
 impl State {
@@ -232,6 +235,8 @@ impl State {
                         peer_identity = ?s.peer.as_ref().map(|p| p.fingerprint.to_string()),
                         "connection established"
                     );
+                    cs.events
+                        .publish(|| ConnectionEvent::Established(s.clone()));
                     cs.summary = Some(s);
                     wake_all(&mut cs.connected_wakers);
                     if let (true, Some(b)) = (cs.breaker_in_flight, &breaker) {
@@ -245,6 +250,7 @@ impl State {
                     }
                 }
                 Event::StreamOpened(id) => {
+                    cs.events.publish(|| ConnectionEvent::StreamOpened(id));
                     match id.dir() {
                         jsp_proto::Dir::Bi => cs.incoming_bi.push_back(id),
                         jsp_proto::Dir::Uni => cs.incoming_uni.push_back(id),
@@ -288,6 +294,7 @@ impl State {
                     }
                     cs.tickets.push_back(*t);
                     wake_all(&mut cs.ticket_wakers);
+                    cs.events.publish(|| ConnectionEvent::SessionTicket);
                 }
                 Event::Closed(e) => {
                     tracing::info!(reason = %e, "connection closed");
@@ -300,11 +307,21 @@ impl State {
                         };
                         crate::breaker::record(b, clock, now, Some(outcome));
                     }
+                    cs.events.publish(|| ConnectionEvent::Closed(e.clone()));
                     cs.error = Some(e);
                     wake_everyone(cs);
                 }
                 Event::KeyUpdated { generation } => {
                     tracing::debug!(generation, "key update");
+                    cs.events
+                        .publish(|| ConnectionEvent::KeyUpdated { generation });
+                }
+                Event::ZeroRttRejected => {
+                    tracing::debug!("0-RTT data refused by the server: resent as 1-RTT");
+                    cs.events.publish(|| ConnectionEvent::ZeroRttRejected);
+                }
+                Event::EarlyDataAccepted => {
+                    cs.events.publish(|| ConnectionEvent::EarlyDataAccepted);
                 }
                 _ => {}
             }
