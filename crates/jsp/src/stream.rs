@@ -255,9 +255,13 @@ impl AsyncRead for RecvStream {
         if self.fin {
             return Poll::Ready(Ok(()));
         }
+        if buf.remaining() == 0 {
+            return Poll::Ready(Ok(()));
+        }
         let id = self.id;
-        let max = buf.remaining();
         let now = self.conn.engine_now();
+        // The engine copies straight into the caller's buffer: no allocation per read.
+        let unfilled = buf.initialize_unfilled();
         let r = self.conn.with(|c, cs| {
             if let Some(rate) = cs.rate.as_mut() {
                 match rate.before_read(crate::clock::std_now()) {
@@ -272,12 +276,12 @@ impl AsyncRead for RecvStream {
                     }
                 }
             }
-            match c.stream_read(id, max) {
-                Ok((data, fin)) if !data.is_empty() || fin => {
+            match c.stream_read_into(id, unfilled) {
+                Ok((n, fin)) if n > 0 || fin => {
                     if let Some(rate) = cs.rate.as_mut() {
-                        rate.after_read(data.len() as u64);
+                        rate.after_read(n as u64);
                     }
-                    Ok(Some((data, fin)))
+                    Ok(Some((n, fin)))
                 }
                 Ok(_) => {
                     if let Some(code) = cs.stream_resets.get(&id) {
@@ -299,13 +303,13 @@ impl AsyncRead for RecvStream {
                         io::ErrorKind::ConnectionReset,
                         format!("the peer reset the stream (code {code})"),
                     )),
-                    None => Ok(Some((Vec::new(), true))),
+                    None => Ok(Some((0, true))),
                 },
             }
         });
         match r {
-            Ok(Ok(Some((data, fin)))) => {
-                buf.put_slice(&data);
+            Ok(Ok(Some((n, fin)))) => {
+                buf.advance(n);
                 if fin {
                     self.fin = true;
                 }

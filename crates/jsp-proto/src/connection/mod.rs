@@ -711,6 +711,18 @@ impl Connection {
         r
     }
 
+    /// [`Connection::stream_read`] into `buf`, without allocating: `(bytes written, fin)`.
+    pub fn stream_read_into(
+        &mut self,
+        id: StreamId,
+        buf: &mut [u8],
+    ) -> Result<(usize, bool), StreamApiError> {
+        let srtt = self.rtt.smoothed();
+        let r = self.streams.read_into(id, buf, self.now_hint, srtt);
+        self.drain_stream_events();
+        r
+    }
+
     /// Streams with state still held (either half open or unacknowledged).
     pub fn live_streams(&self) -> usize {
         self.streams.live()

@@ -1018,16 +1018,46 @@ impl Streams {
         now: Instant,
         srtt: Duration,
     ) -> Result<(Vec<u8>, bool), StreamApiError> {
+        let mut out = Vec::new();
+        let (_, fin) = self.read_with(id, max, now, srtt, |chunk| out.extend_from_slice(chunk))?;
+        Ok((out, fin))
+    }
+
+    /// [`Streams::read`] into `buf` without allocating: `(bytes written, fin)`.
+    pub fn read_into(
+        &mut self,
+        id: StreamId,
+        buf: &mut [u8],
+        now: Instant,
+        srtt: Duration,
+    ) -> Result<(usize, bool), StreamApiError> {
+        let mut at = 0;
+        self.read_with(id, buf.len(), now, srtt, |chunk| {
+            buf[at..at + chunk.len()].copy_from_slice(chunk);
+            at += chunk.len();
+        })
+    }
+
+    /// The read loop: hands up to `max` contiguous bytes to `emit` in order (at most `max` in
+    /// all) and returns `(bytes emitted, fin)`.
+    fn read_with(
+        &mut self,
+        id: StreamId,
+        max: usize,
+        now: Instant,
+        srtt: Duration,
+        mut emit: impl FnMut(&[u8]),
+    ) -> Result<(usize, bool), StreamApiError> {
         let r = self
             .recv
             .get_mut(&id)
             .ok_or(StreamApiError::UnknownStream)?;
-        let mut out = Vec::new();
+        let mut emitted = 0usize;
         let mut skipped = None;
-        while out.len() < max {
+        while emitted < max {
             let first_skip = r.skips.iter().next();
             if let Some(s) = first_skip.clone().filter(|s| s.start <= r.read) {
-                if !out.is_empty() {
+                if emitted > 0 {
                     break; // deliver what precedes the gap first
                 }
                 let range = r.read..s.end;
@@ -1050,14 +1080,17 @@ impl Streams {
             if r.ready.is_empty() {
                 break;
             }
-            let mut take = (max - out.len()).min(r.ready.len());
+            let mut take = (max - emitted).min(r.ready.len());
             if let Some(s) = first_skip {
                 take = take.min(usize::try_from(s.start - r.read).unwrap_or(usize::MAX));
             }
             let (a, b) = r.ready.as_slices();
             let from_a = take.min(a.len());
-            out.extend_from_slice(&a[..from_a]);
-            out.extend_from_slice(&b[..take - from_a]);
+            emit(&a[..from_a]);
+            if take > from_a {
+                emit(&b[..take - from_a]);
+            }
+            emitted += take;
             r.ready.drain(..take);
             r.read += take as u64;
         }
@@ -1081,7 +1114,7 @@ impl Streams {
         if grant {
             self.pending_max_stream_data.push(id);
         }
-        let consumed = out.len() as u64 + skipped.map_or(0, |s| s.end - s.start);
+        let consumed = emitted as u64 + skipped.map_or(0, |s| s.end - s.start);
         self.data_consumed += consumed;
         if self.local_max_data - self.data_consumed < self.local_window / 2 {
             if now.saturating_duration_since(self.last_conn_grant) < srtt * 2 {
@@ -1097,7 +1130,7 @@ impl Streams {
         } else if more && !self.events.contains(&StreamEvent::Readable(id)) {
             self.events.push_back(StreamEvent::Readable(id));
         }
-        Ok((out, fin))
+        Ok((emitted, fin))
     }
 
     /// The credit to announce in MAX_STREAM_DATA for `id`.

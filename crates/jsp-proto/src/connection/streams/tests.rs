@@ -286,3 +286,27 @@ fn a_full_packet_does_not_unschedule_a_stream() {
     let ch = c.next_chunk(100).unwrap();
     assert_eq!(chunk_bytes(&c, &ch), b"data".to_vec());
 }
+
+#[test]
+fn read_into_fills_small_buffers_in_order_without_allocating() {
+    let (mut c, mut s) = pair();
+    let id = c.open(Dir::Bi, T0).unwrap();
+    // Within the 500-byte stream window, in several frames.
+    let data: Vec<u8> = (0..=255u8).cycle().take(480).collect();
+    c.write(id, &data, true, None).unwrap();
+    deliver(&mut c, &mut s, 70);
+    let mut got = Vec::new();
+    let mut buf = [0u8; 33];
+    loop {
+        let (n, fin) = s.read_into(id, &mut buf, T0, RTT).unwrap();
+        assert!(n <= buf.len());
+        got.extend_from_slice(&buf[..n]);
+        if fin {
+            break;
+        }
+        assert!(n > 0, "data is ready: a read must make progress");
+    }
+    assert_eq!(got, data);
+    // The stream is released after its FIN was read.
+    assert!(s.read_into(id, &mut buf, T0, RTT).is_err());
+}
