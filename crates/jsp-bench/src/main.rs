@@ -1,0 +1,176 @@
+//! The `jsp-bench` binary: `jsp-bench --quick` (the default), `--full`,
+//! `--smoke`; `jsp-bench serve --impl X` is the child-process server the
+//! harness starts itself.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use jsp_bench::machine::Machine;
+use jsp_bench::model::{summarize, Report};
+use jsp_bench::peers::{ImplKind, ServeOptions};
+use jsp_bench::plan::{Mode, Plan};
+use jsp_bench::report::{markdown_table, splice, text_table, write_json};
+use jsp_bench::runner::{Runner, Scenario};
+use jsp_bench::serve::serve_main;
+use jsp_bench::svg::write_charts;
+
+/// Benchmarks JetStreamProto against quinn, TCP + TLS 1.3, plain TCP and
+/// plain UDP on loopback, in one run.
+#[derive(Parser, Debug)]
+#[command(name = "jsp-bench", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// Tiny sizes, one run: checks that the harness works (used by CI).
+    #[arg(long, conflicts_with_all = ["quick", "full"])]
+    smoke: bool,
+    /// Medians of 5 runs at moderate sizes, under 3 minutes on 2 cores (default).
+    #[arg(long, conflicts_with = "full")]
+    quick: bool,
+    /// Full sizes (1 GiB bulk, 100,000 idle connections).
+    #[arg(long)]
+    full: bool,
+    /// Repetitions of each measurement (default: 5, or 1 with --smoke).
+    #[arg(long)]
+    runs: Option<usize>,
+    /// Implementations to measure (default: all).
+    #[arg(long = "impl", value_enum, value_delimiter = ',')]
+    impls: Vec<ImplKind>,
+    /// Scenarios to run (default: all).
+    #[arg(long = "scenario", value_enum, value_delimiter = ',')]
+    scenarios: Vec<Scenario>,
+    /// Write machine-readable results here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Write SVG charts into this directory.
+    #[arg(long)]
+    charts: Option<PathBuf>,
+    /// Replace the results section of this Markdown file (docs/BENCHMARKS.md).
+    #[arg(long)]
+    update_doc: Option<PathBuf>,
+    /// Longest one repetition may take before it counts as failed, in seconds.
+    #[arg(long, default_value_t = 300)]
+    run_timeout: u64,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run one server (started by the harness itself; prints `READY {json}`).
+    Serve {
+        /// Which implementation.
+        #[arg(long = "impl", value_enum)]
+        kind: ImplKind,
+        /// Workers for multi-socket servers (0: one per core).
+        #[arg(long, default_value_t = 0)]
+        workers: usize,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Some(Command::Serve { kind, workers }) => {
+            serve_main(kind, ServeOptions { workers }).map(|()| true)
+        }
+        None => bench(&cli),
+    };
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(err) => {
+            eprintln!("jsp-bench: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs the benchmark; `Ok(false)` when some repetition failed.
+fn bench(cli: &Cli) -> anyhow::Result<bool> {
+    let mode = if cli.smoke {
+        Mode::Smoke
+    } else if cli.full {
+        Mode::Full
+    } else {
+        Mode::Quick
+    };
+    let mut plan = Plan::for_mode(mode);
+    if let Some(runs) = cli.runs {
+        plan.runs = runs.max(1);
+    }
+    let impls = if cli.impls.is_empty() {
+        vec![
+            ImplKind::Jsp,
+            ImplKind::Quinn,
+            ImplKind::TcpTls,
+            ImplKind::Tcp,
+            ImplKind::Udp,
+        ]
+    } else {
+        cli.impls.clone()
+    };
+    let scenarios = if cli.scenarios.is_empty() {
+        Scenario::ALL.to_vec()
+    } else {
+        cli.scenarios.clone()
+    };
+    let runner = Runner {
+        exe: std::env::current_exe().context("finding the jsp-bench executable")?,
+        plan,
+        impls,
+        scenarios,
+        run_timeout: Duration::from_secs(cli.run_timeout.max(1)),
+    };
+    let machine = Machine::detect();
+    eprintln!(
+        "jsp-bench {mode:?}: {} runs each, {} cores ({}), loopback",
+        runner.plan.runs, machine.cores, machine.cpu
+    );
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("building the client runtime")?;
+    let outcome = runtime.block_on(runner.run());
+    drop(runtime);
+    let rows = summarize(&outcome.samples);
+    println!("{}", text_table(&rows));
+    let report = Report {
+        machine,
+        mode: format!("{mode:?}").to_lowercase(),
+        results: rows,
+    };
+    if let Some(path) = &cli.json {
+        write_json(path, &report)?;
+        eprintln!("wrote {}", path.display());
+    }
+    if let Some(dir) = &cli.charts {
+        for file in write_charts(dir, &report.results)? {
+            eprintln!("wrote {}", dir.join(file).display());
+        }
+    }
+    if let Some(path) = &cli.update_doc {
+        let doc =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let m = &report.machine;
+        let section = format!(
+            "Measured with `jsp-bench --{}` on {} ({} cores, {} MiB, Linux {}), commit {}.\n\n{}",
+            report.mode,
+            m.cpu,
+            m.cores,
+            m.memory_mib,
+            m.kernel,
+            m.commit,
+            markdown_table(&report.results)
+        );
+        std::fs::write(path, splice(&doc, &section)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+        eprintln!("updated {}", path.display());
+    }
+    for failure in &outcome.failures {
+        eprintln!("FAILED: {failure}");
+    }
+    Ok(outcome.failures.is_empty())
+}

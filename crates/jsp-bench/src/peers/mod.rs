@@ -1,0 +1,156 @@
+//! The implementations under test and the one interface every scenario
+//! drives them through.
+//!
+//! Each implementation (JetStreamProto, quinn, TCP + TLS 1.3, plain TCP,
+//! plain UDP) provides a server, started in a child process, and a client,
+//! driven by the scenarios in the parent process. The server of every
+//! implementation speaks the same tiny application protocol, so the
+//! scenarios measure the transports and nothing else:
+//!
+//! - Every bidirectional stream (for TCP: every connection) starts with one
+//!   command byte written by the client:
+//!   - [`CMD_SINK`] (`b'S'`): the server reads to the end of the stream,
+//!     then writes the number of bytes it read after the command byte as a
+//!     little-endian `u64` and finishes its side.
+//!   - [`CMD_ECHO`] (`b'E'`): the server writes back every byte it reads,
+//!     as soon as it reads it, and finishes its side at the end of the
+//!     stream.
+//! - Every datagram the server receives is sent back unchanged.
+
+use std::future::Future;
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncRead, AsyncWrite};
+
+pub mod jsp;
+pub mod quinn;
+pub mod tcp;
+pub mod tls_cert;
+pub mod udp;
+
+/// First byte of a stream: read everything, answer with the byte count.
+pub const CMD_SINK: u8 = b'S';
+/// First byte of a stream: echo everything back.
+pub const CMD_ECHO: u8 = b'E';
+
+/// The largest datagram payload the scenarios send (fits every
+/// implementation's datagram limit on loopback).
+pub const MAX_BENCH_DATAGRAM: usize = 1024;
+
+/// Which implementation a server or client is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum ImplKind {
+    /// JetStreamProto over UDP, one endpoint.
+    Jsp,
+    /// JetStreamProto over UDP, a `ServerPool` with one worker per core
+    /// (used by the `scaling` scenario).
+    JspPool,
+    /// quinn 0.11 with rustls and aws-lc-rs (X25519MLKEM768).
+    Quinn,
+    /// TCP with rustls TLS 1.3 (X25519MLKEM768).
+    TcpTls,
+    /// Plain TCP, no encryption: a ceiling.
+    Tcp,
+    /// Plain UDP echo, no encryption: a ceiling (datagrams only).
+    Udp,
+}
+
+impl ImplKind {
+    /// The stable identifier used in the JSON output and the table.
+    pub fn id(self) -> &'static str {
+        match self {
+            ImplKind::Jsp => "jsp",
+            ImplKind::JspPool => "jsp-pool",
+            ImplKind::Quinn => "quinn",
+            ImplKind::TcpTls => "tcp-tls",
+            ImplKind::Tcp => "tcp",
+            ImplKind::Udp => "udp",
+        }
+    }
+}
+
+/// How the child process should run its server.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ServeOptions {
+    /// Worker count for implementations that can spread over cores
+    /// (`jsp-pool`); the others ignore it.
+    pub workers: usize,
+}
+
+/// What a started server tells the clients: where it listens and how to
+/// trust it. Printed by the child process as one JSON line after `READY `.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ServerInfo {
+    /// The address the server listens on (UDP or TCP, by implementation).
+    pub addr: SocketAddr,
+    /// Trust material, by implementation: the JetStreamProto identity
+    /// fingerprint, or the hex DER of the self-signed TLS certificate.
+    /// Empty for the unencrypted ceilings.
+    pub trust: String,
+}
+
+/// The server side of one implementation.
+pub trait BenchServer {
+    /// Binds on 127.0.0.1 (port 0), spawns the serving tasks on the current
+    /// tokio runtime and returns once the server accepts connections. The
+    /// serving tasks run until the process exits.
+    fn start(opts: &ServeOptions) -> impl Future<Output = anyhow::Result<ServerInfo>> + Send;
+}
+
+/// The client side of one implementation: what is shared between
+/// connections (sockets, endpoints, trust configuration, session cache).
+pub trait BenchClient: Send + Sync + Sized + 'static {
+    /// One established connection.
+    type Conn: BenchConn;
+
+    /// Prepares a client for the server described by `server`.
+    fn new(server: &ServerInfo) -> impl Future<Output = anyhow::Result<Self>> + Send;
+
+    /// Opens a new connection with a full handshake (no resumption) and
+    /// returns once it is established.
+    fn connect(&self) -> impl Future<Output = anyhow::Result<Self::Conn>> + Send;
+
+    /// Opens a new connection resuming an earlier session, sending early
+    /// (0-RTT) data where the implementation allows it: the returned
+    /// connection may be used before the handshake completes. Returns
+    /// `Ok(None)` if the implementation has no resumption. The client keeps
+    /// whatever ticket an earlier `connect` or `connect_resumed` left.
+    fn connect_resumed(&self) -> impl Future<Output = anyhow::Result<Option<Self::Conn>>> + Send;
+}
+
+/// One connection of one implementation.
+pub trait BenchConn: Send + Sync + Sized + 'static {
+    /// The sending half of a bidirectional stream. `shutdown()` finishes it.
+    type Send: AsyncWrite + Unpin + Send + 'static;
+    /// The receiving half of a bidirectional stream.
+    type Recv: AsyncRead + Unpin + Send + 'static;
+
+    /// Whether this implementation multiplexes streams: if not,
+    /// [`BenchConn::open_bi`] succeeds only once per connection.
+    const MULTIPLEXED: bool;
+    /// Whether this implementation has datagrams.
+    const DATAGRAMS: bool;
+    /// Whether this implementation has streams at all.
+    const STREAMS: bool;
+
+    /// Opens a bidirectional stream.
+    fn open_bi(&self) -> impl Future<Output = anyhow::Result<(Self::Send, Self::Recv)>> + Send;
+
+    /// Sends one unreliable datagram (at most [`MAX_BENCH_DATAGRAM`] bytes).
+    fn send_datagram(&self, data: Bytes) -> anyhow::Result<()>;
+
+    /// Waits for the next datagram.
+    fn recv_datagram(&self) -> impl Future<Output = anyhow::Result<Bytes>> + Send;
+
+    /// Closes the connection (graceful where the implementation has it).
+    fn close(&self);
+
+    /// Whether this connection resumed an earlier session (asked once an
+    /// exchange completed); `None` where the implementation cannot tell.
+    fn resumed(&self) -> Option<bool> {
+        None
+    }
+}

@@ -1,0 +1,112 @@
+//! How big each scenario is in each mode: `smoke` (CI: proves the harness
+//! works, measures nothing worth reading), `quick` (under three minutes on
+//! two cores) and `full`.
+
+use serde::{Deserialize, Serialize};
+
+/// The size of a benchmark run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Tiny sizes, one run: keeps the harness from rotting in CI.
+    Smoke,
+    /// The default: medians of 5 runs in under 3 minutes on 2 cores.
+    Quick,
+    /// Full sizes (1 GiB bulk, 100,000 idle connections where the machine allows).
+    Full,
+}
+
+/// Every size a scenario needs, for one mode.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    /// The mode this plan is for.
+    pub mode: Mode,
+    /// Repetitions of every measurement.
+    pub runs: usize,
+    /// Bytes moved by `bulk` (and split over the streams of `bulk8`).
+    pub bulk_bytes: u64,
+    /// Messages per closed-loop request/response run.
+    pub rr_closed_messages: usize,
+    /// Messages per second of the fixed-rate request/response runs.
+    pub rr_rate: u32,
+    /// Messages per fixed-rate request/response run.
+    pub rr_rate_messages: usize,
+    /// Sequential handshakes per latency run.
+    pub handshakes: usize,
+    /// Concurrent clients in the handshake-rate run.
+    pub handshake_concurrency: usize,
+    /// Handshakes per handshake-rate run.
+    pub handshake_rate_total: usize,
+    /// Idle connections held open.
+    pub idle_conns: usize,
+    /// Idle connections for the TCP peers (one file descriptor per
+    /// connection on each side: capped by the open-files limit).
+    pub idle_conns_tcp: usize,
+    /// Streams opened, used and closed on one connection.
+    pub streams: usize,
+    /// Streams in flight at once in the streams scenario.
+    pub stream_concurrency: usize,
+    /// Datagrams echoed per datagram run.
+    pub datagrams: usize,
+    /// Connections in the multi-core `scaling` scenario.
+    pub scaling_conns: usize,
+}
+
+impl Plan {
+    /// The plan for `mode`.
+    pub fn for_mode(mode: Mode) -> Self {
+        match mode {
+            Mode::Smoke => Plan {
+                mode,
+                runs: 1,
+                bulk_bytes: 4 << 20,
+                rr_closed_messages: 100,
+                rr_rate: 2_000,
+                rr_rate_messages: 200,
+                handshakes: 10,
+                handshake_concurrency: 4,
+                handshake_rate_total: 20,
+                idle_conns: 100,
+                idle_conns_tcp: 100,
+                streams: 200,
+                stream_concurrency: 20,
+                datagrams: 1_000,
+                scaling_conns: 2,
+            },
+            Mode::Quick => Plan {
+                mode,
+                runs: 5,
+                bulk_bytes: 256 << 20,
+                rr_closed_messages: 2_000,
+                rr_rate: 4_000,
+                rr_rate_messages: 2_000,
+                handshakes: 200,
+                handshake_concurrency: 32,
+                handshake_rate_total: 2_000,
+                idle_conns: 10_000,
+                idle_conns_tcp: 10_000,
+                streams: 10_000,
+                stream_concurrency: 50,
+                datagrams: 50_000,
+                scaling_conns: 8,
+            },
+            Mode::Full => Plan {
+                mode,
+                runs: 5,
+                bulk_bytes: 1 << 30,
+                rr_closed_messages: 20_000,
+                rr_rate: 10_000,
+                rr_rate_messages: 50_000,
+                handshakes: 1_000,
+                handshake_concurrency: 64,
+                handshake_rate_total: 10_000,
+                idle_conns: 100_000,
+                idle_conns_tcp: 18_000,
+                streams: 10_000,
+                stream_concurrency: 50,
+                datagrams: 500_000,
+                scaling_conns: 8,
+            },
+        }
+    }
+}
