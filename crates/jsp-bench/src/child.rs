@@ -20,6 +20,11 @@ pub const READY_PREFIX: &str = "READY ";
 /// How long a child may take to print its `READY` line.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How often and how long a child is given to exit by itself before it is killed.
+const EXIT_POLL: Duration = Duration::from_millis(20);
+/// See [`EXIT_POLL`]: 5 s in all.
+const EXIT_GRACE_POLLS: u32 = 250;
+
 /// A server running in a child process.
 pub struct ServerProcess {
     child: Child,
@@ -93,8 +98,15 @@ impl ServerProcess {
 
 impl Drop for ServerProcess {
     fn drop(&mut self) {
-        // Closing stdin asks the child to exit; kill makes sure it does.
+        // Closing stdin asks the child to exit (a profiler wrapping it then writes its
+        // report); kill makes sure it does, after a short grace period.
         drop(self.child.stdin.take());
+        for _ in 0..EXIT_GRACE_POLLS {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(EXIT_POLL);
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

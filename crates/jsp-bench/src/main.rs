@@ -118,7 +118,12 @@ fn bench(cli: &Cli) -> anyhow::Result<bool> {
         cli.scenarios.clone()
     };
     let runner = Runner {
-        exe: std::env::current_exe().context("finding the jsp-bench executable")?,
+        // JSP_BENCH_SERVE_EXE runs the servers through another program, e.g. a script that
+        // starts `valgrind --tool=massif jsp-bench "$@"` to profile a server.
+        exe: match std::env::var_os("JSP_BENCH_SERVE_EXE") {
+            Some(exe) => exe.into(),
+            None => std::env::current_exe().context("finding the jsp-bench executable")?,
+        },
         plan,
         impls,
         scenarios,

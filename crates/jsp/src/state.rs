@@ -43,7 +43,9 @@ impl Shared {
 #[derive(Debug)]
 pub(crate) struct State {
     pub(crate) proto: jsp_proto::Endpoint,
-    pub(crate) conns: HashMap<ConnectionHandle, ConnState>,
+    /// Boxed: the hash table spreads its entries over all of its capacity, so inline states
+    /// would keep the table's slack resident too (about 500 bytes per connection).
+    pub(crate) conns: HashMap<ConnectionHandle, Box<ConnState>>,
     /// Accepted connections not yet handed to `Endpoint::accept`.
     pub(crate) incoming: VecDeque<ConnectionHandle>,
     pub(crate) accept_wakers: Vec<Waker>,
