@@ -22,7 +22,9 @@ pub struct TransportConfig {
     pub handshake_timeout: Duration,
     /// RTT assumed before the first sample (drives the first probe timeout).
     pub initial_rtt: Duration,
-    /// Largest UDP payload this endpoint accepts (advertised as `max_udp_payload_size`).
+    /// Largest UDP payload this endpoint accepts (advertised as `max_udp_payload_size`), and
+    /// the upper bound of path MTU discovery (PROTOCOL.md §15.4). Default 8952: jumbo frames
+    /// where the path carries them; a 1500-byte path settles near 1452.
     pub max_udp_payload_size: u16,
     /// Datagram size used before path MTU discovery (at least 1200).
     pub initial_mtu: u16,
@@ -72,7 +74,7 @@ impl Default for TransportConfig {
             idle_timeout: Duration::from_secs(30),
             handshake_timeout: Duration::from_secs(10),
             initial_rtt: Duration::from_millis(100),
-            max_udp_payload_size: 1452,
+            max_udp_payload_size: 8952,
             initial_mtu: 1200,
             cipher_suites: vec![CipherSuite::Aes256Gcm, CipherSuite::ChaCha20Poly1305],
             key_update_packets: 1 << 20,

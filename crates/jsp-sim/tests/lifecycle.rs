@@ -25,6 +25,9 @@ fn both_sides_time_out_after_the_negotiated_idle_timeout_when_the_network_vanish
     client_cfg.transport.idle_timeout = secs(10);
     server_cfg.transport.idle_timeout = secs(8);
     let (mut pair, mut c, mut s) = connected_pair(81, server_cfg, client_cfg, link20());
+    // Let path MTU discovery finish first: its probes are ack-eliciting packets, and one sent
+    // after the cut would (rightly) restart the idle timer.
+    run_for(&mut pair.sim, &mut [&mut c, &mut s], secs(2));
     let got = transfer(&mut pair.sim, &mut c, &mut s, b"last words", secs(5));
     assert_eq!(got, b"last words");
     run_for(&mut pair.sim, &mut [&mut c, &mut s], ms(100));

@@ -5,8 +5,9 @@
 //! The sender starts at the base size (1200 bytes, which every path must carry, PROTOCOL.md §4)
 //! and searches upward to the smaller of the local `max_udp_payload_size` and the peer's. The
 //! first probe of a search is the upper bound itself (most paths carry it, so the common case
-//! converges in one round trip); after a failure the search bisects between the largest
-//! confirmed size and the largest size not yet known to fail. A probe is one PING + PADDING
+//! converges in one round trip); after a failure it tries the Ethernet plateau
+//! ([`ETHERNET_PLATEAU`], 1452) and stops there if it holds, and otherwise bisects between the
+//! largest confirmed size and the largest size not yet known to fail. A probe is one PING + PADDING
 //! packet of exactly the probe size; a size fails after [`DEFAULT_MAX_PROBES`] lost probes
 //! (RFC 8899 MAX_PROBES) and the upper bound drops below it. The search stops once the bounds are
 //! within `search_tolerance` bytes, and starts again after `reprobe_interval` (RFC 8899
@@ -35,6 +36,11 @@ use crate::time::Instant;
 /// The datagram size every path must carry (PROTOCOL.md §4; RFC 9000 §14, RFC 8899
 /// BASE_PLPMTU for QUIC).
 pub const BASE_UDP_PAYLOAD: u16 = 1200;
+
+/// The UDP payload of a 1500-byte Ethernet MTU over IPv6 (1500 - 40 - 8): the size most paths
+/// carry. When a larger upper bound fails, it is probed next, and if it holds the search stops
+/// there (RFC 8899 §5.3.2 allows a search over a table of common sizes).
+pub const ETHERNET_PLATEAU: u16 = 1452;
 
 /// Lost probes of one size before the size is declared too large (RFC 8899 MAX_PROBES).
 pub const DEFAULT_MAX_PROBES: u8 = 3;
@@ -435,8 +441,13 @@ impl MtuDiscovery {
     }
 
     fn check_complete(&mut self) {
-        if let Phase::Searching { hi, .. } = self.phase {
-            if u32::from(hi) <= u32::from(self.current) + u32::from(self.config.search_tolerance) {
+        if let Phase::Searching { hi, bisect } = self.phase {
+            let narrow =
+                u32::from(hi) <= u32::from(self.current) + u32::from(self.config.search_tolerance);
+            // A larger size failed and the Ethernet plateau holds: the path is almost surely an
+            // Ethernet one, and bisecting towards the failed size would only lose probes.
+            let plateau = bisect && self.current == ETHERNET_PLATEAU && self.max > ETHERNET_PLATEAU;
+            if narrow || plateau {
                 self.phase = Phase::Complete { at: None };
             }
         }
@@ -452,6 +463,10 @@ impl MtuDiscovery {
         }
         if !bisect {
             return Some(hi);
+        }
+        // After the upper bound failed, try the size most paths carry before bisecting.
+        if self.current < ETHERNET_PLATEAU && ETHERNET_PLATEAU < hi {
+            return Some(ETHERNET_PLATEAU);
         }
         let (lo, hi) = (u32::from(self.current), u32::from(hi));
         u16::try_from(lo + (hi - lo).div_ceil(2)).ok()
@@ -547,6 +562,30 @@ mod tests {
         // At the maximum, no more probes, ever.
         sim.now += Duration::from_secs(3600);
         assert_eq!(sim.d.poll_probe(sim.now), None);
+    }
+
+    #[test]
+    fn a_jumbo_bound_settles_fast_on_ethernet_and_in_one_probe_on_jumbo_paths() {
+        // A 1500-byte Ethernet path: the jumbo probe fails three times, the plateau holds, and
+        // the search stops there instead of bisecting towards the failed size.
+        let mut sim = Sim::new(MtuDiscovery::new(1200, 8952), 1452);
+        let rounds = sim.converge(20);
+        assert_eq!(sim.d.current(), ETHERNET_PLATEAU);
+        assert_eq!(sim.d.stats().probes_sent, u64::from(DEFAULT_MAX_PROBES) + 1);
+        assert!(rounds <= 5, "{rounds} rounds");
+        assert_eq!(sim.large_lost, 0, "only probes were ever too large");
+        // A jumbo-frame path (or loopback): one probe.
+        let mut sim = Sim::new(MtuDiscovery::new(1200, 8952), 9000);
+        assert_eq!(sim.converge(10), 1);
+        assert_eq!(sim.d.current(), 8952);
+        // Below Ethernet, the plateau fails too and the search bisects as before.
+        let mut sim = Sim::new(MtuDiscovery::new(1200, 8952), 1400);
+        sim.converge(60);
+        let mtu = sim.d.current();
+        assert!(
+            (1400 - DEFAULT_SEARCH_TOLERANCE..=1400).contains(&mtu),
+            "{mtu}"
+        );
     }
 
     #[test]
