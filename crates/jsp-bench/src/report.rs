@@ -10,7 +10,9 @@ use anyhow::Context;
 use crate::model::{better, Better, Report, ResultRow};
 
 /// Implementations in column order.
-const COLUMNS: [&str; 6] = ["jsp", "jsp-pool", "quinn", "tcp-tls", "tcp", "udp"];
+const COLUMNS: [&str; 7] = [
+    "jsp", "jsp-1452", "jsp-pool", "quinn", "tcp-tls", "tcp", "udp",
+];
 
 /// The ratio a row reports: JetStreamProto over quinn, or for `scaling`
 /// the pool over a single endpoint.
@@ -87,10 +89,29 @@ fn ratio_cell(rows: &[ResultRow], scenario: &str, metric: &str) -> String {
                 Better::Higher => "higher is better",
                 Better::Lower => "lower is better",
             };
-            format!("{value:.2}x {label} ({direction})")
+            let same_packets = median_of(rows, scenario, metric, "jsp-1452")
+                .zip(median_of(rows, scenario, metric, "quinn"))
+                .filter(|(_, quinn)| *quinn != 0.0)
+                .map(|(ours, quinn)| format!(", {:.2}x jsp-1452/quinn", ours / quinn))
+                .unwrap_or_default();
+            format!("{value:.2}x {label}{same_packets} ({direction})")
         }
         None => String::new(),
     }
+}
+
+/// The median of one (scenario, metric, implementation), if measured.
+fn median_of(
+    rows: &[ResultRow],
+    scenario: &str,
+    metric: &str,
+    implementation: &str,
+) -> Option<f64> {
+    rows.iter()
+        .find(|r| {
+            r.scenario == scenario && r.metric == metric && r.implementation == implementation
+        })
+        .map(|r| r.median)
 }
 
 fn table_cells(rows: &[ResultRow]) -> (Vec<String>, Vec<Vec<String>>) {

@@ -89,9 +89,10 @@ impl Scenario {
     pub fn applies_to(self, kind: ImplKind) -> bool {
         use ImplKind::*;
         match self {
-            Scenario::Bulk
-            | Scenario::Bulk8
-            | Scenario::Rr64
+            Scenario::Bulk | Scenario::Bulk8 => {
+                matches!(kind, Jsp | Jsp1452 | Quinn | TcpTls | Tcp)
+            }
+            Scenario::Rr64
             | Scenario::Rr1k
             | Scenario::Rr64Closed
             | Scenario::Rr1kClosed
@@ -114,7 +115,7 @@ impl Scenario {
 macro_rules! with_client {
     ($kind:expr, $client:ident => $body:expr) => {
         match $kind {
-            ImplKind::Jsp | ImplKind::JspPool => {
+            ImplKind::Jsp | ImplKind::JspPool | ImplKind::Jsp1452 => {
                 type $client = JspClient;
                 $body
             }
@@ -244,12 +245,19 @@ impl Runner {
             .copied()
             .filter(|&kind| scenario.applies_to(kind))
             .collect();
-        // The scaling scenario compares the pool with a single endpoint.
-        if scenario == Scenario::Scaling
-            && kinds.contains(&ImplKind::Jsp)
-            && !kinds.contains(&ImplKind::JspPool)
-        {
-            kinds.push(ImplKind::JspPool);
+        // The scaling scenario compares the pool with a single endpoint; the bulk scenarios
+        // also show jsp at quinn's packet size.
+        let companion = match scenario {
+            Scenario::Scaling => Some(ImplKind::JspPool),
+            Scenario::Bulk | Scenario::Bulk8 => Some(ImplKind::Jsp1452),
+            _ => None,
+        };
+        if let Some(companion) = companion {
+            if let Some(at) = kinds.iter().position(|&k| k == ImplKind::Jsp) {
+                if !kinds.contains(&companion) {
+                    kinds.insert(at + 1, companion);
+                }
+            }
         }
         kinds
     }

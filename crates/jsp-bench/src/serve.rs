@@ -8,7 +8,7 @@ use anyhow::Context;
 
 use crate::child::READY_PREFIX;
 use crate::peers::{
-    jsp::{JspPoolServer, JspServer},
+    jsp::{Jsp1452Server, JspPoolServer, JspServer},
     quinn::QuinnServer,
     tcp::{TcpServer, TcpTlsServer},
     udp::UdpServer,
@@ -26,6 +26,7 @@ pub fn serve_main(kind: ImplKind, opts: ServeOptions) -> anyhow::Result<()> {
         match kind {
             ImplKind::Jsp => JspServer::start(&opts).await,
             ImplKind::JspPool => JspPoolServer::start(&opts).await,
+            ImplKind::Jsp1452 => Jsp1452Server::start(&opts).await,
             ImplKind::Quinn => QuinnServer::start(&opts).await,
             ImplKind::TcpTls => TcpTlsServer::start(&opts).await,
             ImplKind::Tcp => TcpServer::start(&opts).await,

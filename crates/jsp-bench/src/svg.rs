@@ -29,6 +29,7 @@ fn colour(implementation: &str) -> &'static str {
     match implementation {
         "jsp" => "#1f77b4",
         "jsp-pool" => "#17becf",
+        "jsp-1452" => "#aec7e8",
         "quinn" => "#ff7f0e",
         "tcp-tls" => "#2ca02c",
         "tcp" => "#7f7f7f",

@@ -13,7 +13,7 @@ const EXPECTED: &[(&str, &str, &[&str])] = &[
     (
         "bulk",
         "throughput_gbps",
-        &["jsp", "quinn", "tcp-tls", "tcp"],
+        &["jsp", "jsp-1452", "quinn", "tcp-tls", "tcp"],
     ),
     (
         "bulk8",

@@ -107,11 +107,16 @@ fn transport() -> TransportConfig {
 /// stays off (the default), and no rate limit or circuit breaker is installed
 /// (a bare `Endpoint` or `ServerPool` has none unless asked).
 fn server_config() -> anyhow::Result<(ServerConfig, Fingerprint)> {
+    server_config_with(transport())
+}
+
+/// [`server_config`] with the given transport settings.
+fn server_config_with(transport: TransportConfig) -> anyhow::Result<(ServerConfig, Fingerprint)> {
     let identity = Identity::generate(default_provider().as_ref())
         .context("generating the server identity")?;
     let fingerprint = identity.fingerprint();
     let mut config = ServerConfig::new(identity);
-    config.transport = transport();
+    config.transport = transport;
     config.max_connections = MAX_CONNECTIONS;
     config.max_handshakes = MAX_HANDSHAKES;
     config.retry = jsp_proto::config::RetryPolicy::Never;
@@ -192,7 +197,34 @@ pub struct JspServer;
 
 impl BenchServer for JspServer {
     async fn start(_opts: &ServeOptions) -> anyhow::Result<ServerInfo> {
-        let (config, fingerprint) = server_config()?;
+        start_endpoint(server_config()?).await
+    }
+}
+
+/// The largest UDP payload of [`Jsp1452Server`]: quinn's default upper
+/// bound for path MTU discovery (jsp's default is 8952).
+pub const LIKE_QUINN_MAX_UDP_PAYLOAD: u16 = 1452;
+
+/// [`JspServer`] with path MTU discovery capped at 1452 bytes, as quinn's
+/// default caps it: packet size for packet size with quinn. The server's
+/// advertised `max_udp_payload_size` caps the client's packets too.
+pub struct Jsp1452Server;
+
+impl BenchServer for Jsp1452Server {
+    async fn start(_opts: &ServeOptions) -> anyhow::Result<ServerInfo> {
+        let transport = TransportConfig {
+            max_udp_payload_size: LIKE_QUINN_MAX_UDP_PAYLOAD,
+            ..transport()
+        };
+        start_endpoint(server_config_with(transport)?).await
+    }
+}
+
+/// Binds one endpoint with `config` and serves it.
+async fn start_endpoint(
+    (config, fingerprint): (ServerConfig, Fingerprint),
+) -> anyhow::Result<ServerInfo> {
+    {
         let endpoint =
             Endpoint::server(loopback_any_port(), config).context("binding the jsp server")?;
         let addr = endpoint.local_addr();

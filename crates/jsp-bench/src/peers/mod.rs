@@ -45,6 +45,11 @@ pub const MAX_BENCH_DATAGRAM: usize = 1024;
 pub enum ImplKind {
     /// JetStreamProto over UDP, one endpoint.
     Jsp,
+    /// JetStreamProto with packets capped at 1452 bytes, quinn's default
+    /// path MTU bound (used by the bulk scenarios).
+    #[value(name = "jsp-1452")]
+    #[serde(rename = "jsp-1452")]
+    Jsp1452,
     /// JetStreamProto over UDP, a `ServerPool` with one worker per core
     /// (used by the `scaling` scenario).
     JspPool,
@@ -64,6 +69,7 @@ impl ImplKind {
         match self {
             ImplKind::Jsp => "jsp",
             ImplKind::JspPool => "jsp-pool",
+            ImplKind::Jsp1452 => "jsp-1452",
             ImplKind::Quinn => "quinn",
             ImplKind::TcpTls => "tcp-tls",
             ImplKind::Tcp => "tcp",
