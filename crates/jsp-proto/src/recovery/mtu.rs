@@ -3,11 +3,12 @@
 //! nothing depends on ICMP.
 //!
 //! The sender starts at the base size (1200 bytes, which every path must carry, PROTOCOL.md §4)
-//! and searches upward to the smaller of the local `max_udp_payload_size` and the peer's. The
-//! first probe of a search is the upper bound itself (most paths carry it, so the common case
-//! converges in one round trip); after a failure it tries the Ethernet plateau
-//! ([`ETHERNET_PLATEAU`], 1452) and stops there if it holds, and otherwise bisects between the
-//! largest confirmed size and the largest size not yet known to fail. A probe is one PING + PADDING
+//! and searches upward to the smaller of the local `max_udp_payload_size` and the peer's. When
+//! that bound is above the Ethernet plateau ([`ETHERNET_PLATEAU`], 1452), the plateau is probed
+//! first (most paths carry it, so data moves at it after one round trip), then the bound itself;
+//! if the bound fails the search stops at the plateau. Otherwise the first probe is the bound,
+//! and after a failure the search bisects between the largest confirmed size and the largest
+//! size not yet known to fail. A probe is one PING + PADDING
 //! packet of exactly the probe size; a size fails after [`DEFAULT_MAX_PROBES`] lost probes
 //! (RFC 8899 MAX_PROBES) and the upper bound drops below it. The search stops once the bounds are
 //! within `search_tolerance` bytes, and starts again after `reprobe_interval` (RFC 8899
@@ -38,8 +39,8 @@ use crate::time::Instant;
 pub const BASE_UDP_PAYLOAD: u16 = 1200;
 
 /// The UDP payload of a 1500-byte Ethernet MTU over IPv6 (1500 - 40 - 8): the size most paths
-/// carry. When a larger upper bound fails, it is probed next, and if it holds the search stops
-/// there (RFC 8899 §5.3.2 allows a search over a table of common sizes).
+/// carry. It is probed before a larger upper bound, and if that bound then fails the search
+/// stops here (RFC 8899 §5.3.2 allows a search over a table of common sizes).
 pub const ETHERNET_PLATEAU: u16 = 1452;
 
 /// Lost probes of one size before the size is declared too large (RFC 8899 MAX_PROBES).
@@ -330,12 +331,15 @@ impl MtuDiscovery {
             self.stats.probes_acked += 1;
             size = p.size;
             if !p.stale && p.size > self.current && p.size <= self.max {
-                if let Phase::Searching { hi, .. } = self.phase {
+                if let Phase::Searching { hi, bisect } = self.phase {
                     self.current = p.size;
                     self.failures = 0;
+                    // The plateau probe says nothing about the bound: still untested, unless
+                    // it already failed.
+                    let plateau = p.size == ETHERNET_PLATEAU && p.size < hi;
                     self.phase = Phase::Searching {
                         hi: hi.max(p.size),
-                        bisect: true,
+                        bisect: bisect || !plateau,
                     };
                     self.check_complete();
                 }
@@ -461,12 +465,13 @@ impl MtuDiscovery {
         if hi <= self.current {
             return None;
         }
-        if !bisect {
-            return Some(hi);
-        }
-        // After the upper bound failed, try the size most paths carry before bisecting.
+        // The size most paths carry comes first: data moves at it while a larger upper bound
+        // is tried (and, on most paths, fails).
         if self.current < ETHERNET_PLATEAU && ETHERNET_PLATEAU < hi {
             return Some(ETHERNET_PLATEAU);
+        }
+        if !bisect {
+            return Some(hi);
         }
         let (lo, hi) = (u32::from(self.current), u32::from(hi));
         u16::try_from(lo + (hi - lo).div_ceil(2)).ok()
@@ -566,17 +571,18 @@ mod tests {
 
     #[test]
     fn a_jumbo_bound_settles_fast_on_ethernet_and_in_one_probe_on_jumbo_paths() {
-        // A 1500-byte Ethernet path: the jumbo probe fails three times, the plateau holds, and
-        // the search stops there instead of bisecting towards the failed size.
+        // A 1500-byte Ethernet path: the plateau holds, the jumbo probe fails three times, and
+        // the search stops at the plateau instead of bisecting towards the failed size.
         let mut sim = Sim::new(MtuDiscovery::new(1200, 8952), 1452);
         let rounds = sim.converge(20);
         assert_eq!(sim.d.current(), ETHERNET_PLATEAU);
         assert_eq!(sim.d.stats().probes_sent, u64::from(DEFAULT_MAX_PROBES) + 1);
         assert!(rounds <= 5, "{rounds} rounds");
         assert_eq!(sim.large_lost, 0, "only probes were ever too large");
-        // A jumbo-frame path (or loopback): one probe.
+        // A jumbo-frame path (or loopback): two probes, the plateau then the bound.
         let mut sim = Sim::new(MtuDiscovery::new(1200, 8952), 9000);
-        assert_eq!(sim.converge(10), 1);
+        assert_eq!(sim.converge(10), 2);
+        assert_eq!(sim.d.stats().probes_sent, 2);
         assert_eq!(sim.d.current(), 8952);
         // Below Ethernet, the plateau fails too and the search bisects as before.
         let mut sim = Sim::new(MtuDiscovery::new(1200, 8952), 1400);
