@@ -5,6 +5,7 @@
 pub mod congestion;
 pub mod mtu;
 pub mod pacer;
+pub mod pn_map;
 pub mod rate;
 pub mod received;
 pub mod rtt;

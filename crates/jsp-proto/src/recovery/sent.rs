@@ -1,11 +1,13 @@
 //! Sent-packet bookkeeping and loss detection for one packet number space (RFC 9002 §6, as
 //! adopted by PROTOCOL.md §15): acknowledgement processing, packet- and time-threshold loss.
+//! Packets in flight live in a [`PnMap`], whose memory follows the packet numbers in flight: an
+//! idle connection with a packet or two outstanding holds a few slots, not a B-tree node.
 
-use std::collections::BTreeMap;
 use std::ops::Range;
 
 use core::time::Duration;
 
+use super::pn_map::PnMap;
 use super::rtt::{RttEstimator, TIMER_GRANULARITY};
 use crate::time::Instant;
 
@@ -45,7 +47,7 @@ pub struct AckSummary {
 /// Loss detection state for one packet number space.
 #[derive(Debug)]
 pub struct LossDetection<F> {
-    sent: BTreeMap<u64, SentPacket<F>>,
+    sent: PnMap<SentPacket<F>>,
     largest_acked: Option<u64>,
     loss_time: Option<Instant>,
     last_ack_eliciting_sent: Option<Instant>,
@@ -56,7 +58,7 @@ pub struct LossDetection<F> {
 impl<F> Default for LossDetection<F> {
     fn default() -> Self {
         Self {
-            sent: BTreeMap::new(),
+            sent: PnMap::new(),
             largest_acked: None,
             loss_time: None,
             last_ack_eliciting_sent: None,
@@ -110,14 +112,21 @@ impl<F> LossDetection<F> {
     }
 
     fn remove(&mut self, pn: u64) -> Option<SentPacket<F>> {
-        let p = self.sent.remove(&pn)?;
+        let p = self.sent.remove(pn);
+        if let Some(p) = &p {
+            self.forget(p);
+        }
+        p
+    }
+
+    /// Takes a packet no longer tracked out of the in-flight counters.
+    fn forget(&mut self, p: &SentPacket<F>) {
         if p.ack_eliciting {
             self.ack_eliciting_in_flight -= 1;
         }
         if p.in_flight {
             self.bytes_in_flight -= u64::from(p.size);
         }
-        Some(p)
     }
 
     /// Processes the ranges of an ACK frame (any order). Each newly acknowledged packet is passed
@@ -131,7 +140,7 @@ impl<F> LossDetection<F> {
         let mut acked = Vec::new();
         for r in ranges {
             acked.clear();
-            acked.extend(self.sent.range(r).map(|(&pn, _)| pn));
+            acked.extend(self.sent.range(r).map(|(pn, _)| pn));
             for &pn in &acked {
                 if let Some(p) = self.remove(pn) {
                     if summary.largest_newly_acked.is_none_or(|l| pn > l) {
@@ -167,7 +176,7 @@ impl<F> LossDetection<F> {
         let loss_delay = (rtt.latest().max(rtt.smoothed()) * 9 / 8).max(TIMER_GRANULARITY);
         let lost_send_time = now.as_nanos().checked_sub(duration_nanos(loss_delay));
         let mut lost = Vec::new();
-        for (&pn, p) in self.sent.range(..largest_acked) {
+        for (pn, p) in self.sent.range(..largest_acked) {
             let by_time = lost_send_time.is_some_and(|t| p.time_sent.as_nanos() <= t);
             let by_count = largest_acked >= pn + PACKET_THRESHOLD;
             if by_time || by_count {
@@ -187,11 +196,10 @@ impl<F> LossDetection<F> {
     /// Declares every packet lost (used when keys are discarded, for 0-RTT rejection, or on a
     /// probe in a space that must retransmit everything).
     pub fn drain_all(&mut self, mut f: impl FnMut(u64, SentPacket<F>)) {
-        let pns: Vec<u64> = self.sent.keys().copied().collect();
-        for pn in pns {
-            if let Some(p) = self.remove(pn) {
-                f(pn, p);
-            }
+        // Taking the map also frees its buffer.
+        for (pn, p) in std::mem::take(&mut self.sent) {
+            self.forget(&p);
+            f(pn, p);
         }
         self.loss_time = None;
     }
@@ -206,7 +214,7 @@ impl<F> LossDetection<F> {
             .sent
             .iter()
             .filter(|(_, p)| pred(p))
-            .map(|(&pn, _)| pn)
+            .map(|(pn, _)| pn)
             .collect();
         for pn in pns {
             if let Some(p) = self.remove(pn) {
@@ -216,7 +224,7 @@ impl<F> LossDetection<F> {
     }
 
     /// Oldest unacknowledged ack-eliciting packets, for probing (PTO).
-    pub fn oldest_unacked(&self, n: usize) -> impl Iterator<Item = (&u64, &SentPacket<F>)> {
+    pub fn oldest_unacked(&self, n: usize) -> impl Iterator<Item = (u64, &SentPacket<F>)> {
         self.sent.iter().filter(|(_, p)| p.ack_eliciting).take(n)
     }
 }
@@ -226,8 +234,10 @@ fn duration_nanos(d: Duration) -> u64 {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     fn pkt(t: u64) -> SentPacket<u32> {
         SentPacket {
@@ -265,5 +275,305 @@ mod tests {
         });
         assert_eq!(lost, vec![3]);
         assert_eq!(l.bytes_in_flight(), 0);
+    }
+
+    #[test]
+    fn drains_and_probes() {
+        let mut l = LossDetection::default();
+        for pn in [0u64, 1, 2, 4, 5, 7] {
+            let mut p = pkt(pn);
+            p.ack_eliciting = pn != 1;
+            p.in_flight = pn != 1;
+            l.on_sent(pn, p);
+        }
+        assert_eq!(l.tracked(), 6);
+        assert_eq!(l.ack_eliciting_in_flight(), 5);
+        let oldest: Vec<u64> = l.oldest_unacked(3).map(|(pn, _)| pn).collect();
+        assert_eq!(oldest, vec![0, 2, 4], "skips packet 1 (not ack-eliciting)");
+        let mut drained = vec![];
+        l.drain_where(|p| p.frames % 2 == 0, |pn, p| drained.push((pn, p.frames)));
+        assert_eq!(drained, vec![(0, 0), (2, 2), (4, 4)]);
+        assert_eq!(l.bytes_in_flight(), 2000);
+        let mut drained = vec![];
+        l.drain_all(|pn, _| drained.push(pn));
+        assert_eq!(drained, vec![1, 5, 7]);
+        assert_eq!(l.tracked(), 0);
+        assert_eq!(l.bytes_in_flight(), 0);
+        assert_eq!(l.ack_eliciting_in_flight(), 0);
+        assert_eq!(l.sent.capacity(), 0, "drain_all frees the buffer");
+    }
+
+    #[test]
+    fn idle_after_bulk_keeps_a_small_buffer() {
+        let mut l = LossDetection::default();
+        let rtt = RttEstimator::new(Duration::from_millis(100));
+        // A bulk transfer: 5000 packets in flight at the peak, acked in ranges of 50.
+        for pn in 0..5000 {
+            l.on_sent(pn, pkt(pn));
+        }
+        for start in (0..4999).step_by(50) {
+            l.on_ack(std::iter::once(start..(start + 50).min(4999)), |_, _| {});
+            l.detect_lost(Instant::from_nanos(5_000_000_000), &rtt, |_, _| {});
+        }
+        // Idle: one packet (say an ACK-only one) still outstanding.
+        assert_eq!(l.tracked(), 1);
+        let slot = std::mem::size_of::<Option<SentPacket<u32>>>();
+        let bytes = l.sent.capacity() * slot;
+        assert!(bytes <= 1024.max(2 * slot), "{bytes} bytes kept");
+    }
+
+    /// The loss detection this module had before [`PnMap`] (a `BTreeMap` keyed by packet number),
+    /// kept as the reference the current one must agree with.
+    mod reference {
+        use std::collections::BTreeMap;
+
+        use super::super::*;
+
+        #[derive(Default)]
+        pub struct Old {
+            pub sent: BTreeMap<u64, SentPacket<u32>>,
+            pub largest_acked: Option<u64>,
+            pub loss_time: Option<Instant>,
+            pub last_ack_eliciting_sent: Option<Instant>,
+            pub ack_eliciting_in_flight: u64,
+            pub bytes_in_flight: u64,
+        }
+
+        impl Old {
+            pub fn on_sent(&mut self, pn: u64, packet: SentPacket<u32>) {
+                if packet.ack_eliciting {
+                    self.ack_eliciting_in_flight += 1;
+                    self.last_ack_eliciting_sent = Some(packet.time_sent);
+                }
+                if packet.in_flight {
+                    self.bytes_in_flight += u64::from(packet.size);
+                }
+                self.sent.insert(pn, packet);
+            }
+
+            fn remove(&mut self, pn: u64) -> Option<SentPacket<u32>> {
+                let p = self.sent.remove(&pn)?;
+                if p.ack_eliciting {
+                    self.ack_eliciting_in_flight -= 1;
+                }
+                if p.in_flight {
+                    self.bytes_in_flight -= u64::from(p.size);
+                }
+                Some(p)
+            }
+
+            pub fn on_ack(
+                &mut self,
+                ranges: impl Iterator<Item = Range<u64>>,
+                mut on_acked: impl FnMut(u64, SentPacket<u32>),
+            ) -> AckSummary {
+                let mut summary = AckSummary::default();
+                let mut acked = Vec::new();
+                for r in ranges {
+                    acked.clear();
+                    acked.extend(self.sent.range(r).map(|(&pn, _)| pn));
+                    for &pn in &acked {
+                        if let Some(p) = self.remove(pn) {
+                            if summary.largest_newly_acked.is_none_or(|l| pn > l) {
+                                summary.largest_newly_acked = Some(pn);
+                                summary.largest_acked_time_sent = Some(p.time_sent);
+                            }
+                            summary.any_eliciting_acked |= p.ack_eliciting;
+                            if p.in_flight {
+                                summary.bytes_acked += u64::from(p.size);
+                            }
+                            on_acked(pn, p);
+                        }
+                    }
+                }
+                if let Some(l) = summary.largest_newly_acked {
+                    self.largest_acked = Some(self.largest_acked.map_or(l, |x| x.max(l)));
+                }
+                summary
+            }
+
+            pub fn detect_lost(
+                &mut self,
+                now: Instant,
+                rtt: &RttEstimator,
+                mut on_lost: impl FnMut(u64, SentPacket<u32>),
+            ) {
+                self.loss_time = None;
+                let Some(largest_acked) = self.largest_acked else {
+                    return;
+                };
+                let loss_delay = (rtt.latest().max(rtt.smoothed()) * 9 / 8).max(TIMER_GRANULARITY);
+                let lost_send_time = now.as_nanos().checked_sub(duration_nanos(loss_delay));
+                let mut lost = Vec::new();
+                for (&pn, p) in self.sent.range(..largest_acked) {
+                    let by_time = lost_send_time.is_some_and(|t| p.time_sent.as_nanos() <= t);
+                    let by_count = largest_acked >= pn + PACKET_THRESHOLD;
+                    if by_time || by_count {
+                        lost.push(pn);
+                    } else {
+                        let at = p.time_sent + loss_delay;
+                        self.loss_time = Some(self.loss_time.map_or(at, |t| t.min(at)));
+                    }
+                }
+                for pn in lost {
+                    if let Some(p) = self.remove(pn) {
+                        on_lost(pn, p);
+                    }
+                }
+            }
+
+            pub fn drain_all(&mut self, mut f: impl FnMut(u64, SentPacket<u32>)) {
+                let pns: Vec<u64> = self.sent.keys().copied().collect();
+                for pn in pns {
+                    if let Some(p) = self.remove(pn) {
+                        f(pn, p);
+                    }
+                }
+                self.loss_time = None;
+            }
+
+            pub fn drain_where(
+                &mut self,
+                pred: impl Fn(&SentPacket<u32>) -> bool,
+                mut f: impl FnMut(u64, SentPacket<u32>),
+            ) {
+                let pns: Vec<u64> = self
+                    .sent
+                    .iter()
+                    .filter(|(_, p)| pred(p))
+                    .map(|(&pn, _)| pn)
+                    .collect();
+                for pn in pns {
+                    if let Some(p) = self.remove(pn) {
+                        f(pn, p);
+                    }
+                }
+            }
+
+            pub fn oldest_unacked(&self, n: usize) -> Vec<u64> {
+                self.sent
+                    .iter()
+                    .filter(|(_, p)| p.ack_eliciting)
+                    .take(n)
+                    .map(|(&pn, _)| pn)
+                    .collect()
+            }
+        }
+    }
+
+    /// One step of a random sender's life.
+    #[derive(Clone, Debug)]
+    enum Step {
+        /// Send a packet after skipping `skip` packet numbers, `dt` ms after the previous one.
+        Send {
+            skip: u64,
+            dt: u64,
+            eliciting: bool,
+            in_flight: bool,
+            size: u16,
+        },
+        /// An ACK frame: ranges as (offset back from the next packet number, length).
+        Ack(Vec<(u64, u64)>),
+        /// An RTT sample (ms), then loss detection `dt` ms later.
+        Detect { rtt: u64, dt: u64 },
+        /// Drop the packets whose id is a multiple of this (0-RTT rejection).
+        DrainWhere(u32),
+        /// Drop everything (keys discarded).
+        DrainAll,
+    }
+
+    fn step() -> impl Strategy<Value = Step> {
+        prop_oneof![
+            10 => (prop_oneof![8 => Just(0u64), 1 => 1u64..3], 0u64..15, any::<bool>(), any::<bool>(), 1u16..1500)
+                .prop_map(|(skip, dt, eliciting, in_flight, size)| Step::Send { skip, dt, eliciting, in_flight, size }),
+            5 => prop::collection::vec((0u64..40, 0u64..12), 1..4).prop_map(Step::Ack),
+            2 => (1u64..200, 0u64..300).prop_map(|(rtt, dt)| Step::Detect { rtt, dt }),
+            1 => (2u32..5).prop_map(Step::DrainWhere),
+            1 => prop_oneof![20 => Just(None), 1 => Just(Some(Step::DrainAll))]
+                .prop_map(|s| s.unwrap_or(Step::Detect { rtt: 50, dt: 0 })),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Random send / ACK / loss / drain sequences give exactly what the BTreeMap version gave:
+        /// the same callbacks in the same order, summaries, counters, loss timer and probes.
+        #[test]
+        fn matches_the_btreemap_implementation(steps in prop::collection::vec(step(), 0..300)) {
+            let mut new = LossDetection::default();
+            let mut old = reference::Old::default();
+            let mut rtt = RttEstimator::new(Duration::from_millis(30));
+            let mut now_ms = 1u64;
+            let mut next_pn = 0u64;
+            let mut id = 0u32;
+            let packet = |now_ms: u64, eliciting, in_flight, size, id| SentPacket {
+                time_sent: Instant::from_nanos(now_ms * 1_000_000),
+                size,
+                ack_eliciting: eliciting,
+                in_flight,
+                frames: id,
+                rate: Default::default(),
+            };
+            for s in steps {
+                match s {
+                    Step::Send { skip, dt, eliciting, in_flight, size } => {
+                        now_ms += dt;
+                        next_pn += skip;
+                        id += 1;
+                        new.on_sent(next_pn, packet(now_ms, eliciting, in_flight, size, id));
+                        old.on_sent(next_pn, packet(now_ms, eliciting, in_flight, size, id));
+                        next_pn += 1;
+                    }
+                    Step::Ack(ranges) => {
+                        let ranges: Vec<Range<u64>> = ranges
+                            .iter()
+                            .map(|&(back, len)| {
+                                let start = next_pn.saturating_sub(back);
+                                start..(start + len).min(next_pn)
+                            })
+                            .collect();
+                        let (mut a, mut b) = (vec![], vec![]);
+                        let sa = new.on_ack(ranges.iter().cloned(), |pn, p| a.push((pn, p.frames)));
+                        let sb = old.on_ack(ranges.iter().cloned(), |pn, p| b.push((pn, p.frames)));
+                        prop_assert_eq!(a, b);
+                        prop_assert_eq!(sa.largest_newly_acked, sb.largest_newly_acked);
+                        prop_assert_eq!(sa.any_eliciting_acked, sb.any_eliciting_acked);
+                        prop_assert_eq!(sa.bytes_acked, sb.bytes_acked);
+                        prop_assert_eq!(sa.largest_acked_time_sent, sb.largest_acked_time_sent);
+                    }
+                    Step::Detect { rtt: sample, dt } => {
+                        rtt.update(Duration::from_millis(sample), Duration::ZERO);
+                        now_ms += dt;
+                        let now = Instant::from_nanos(now_ms * 1_000_000);
+                        let (mut a, mut b) = (vec![], vec![]);
+                        new.detect_lost(now, &rtt, |pn, p| a.push((pn, p.frames)));
+                        old.detect_lost(now, &rtt, |pn, p| b.push((pn, p.frames)));
+                        prop_assert_eq!(a, b);
+                    }
+                    Step::DrainWhere(k) => {
+                        let (mut a, mut b) = (vec![], vec![]);
+                        new.drain_where(|p| p.frames % k == 0, |pn, p| a.push((pn, p.frames)));
+                        old.drain_where(|p| p.frames % k == 0, |pn, p| b.push((pn, p.frames)));
+                        prop_assert_eq!(a, b);
+                    }
+                    Step::DrainAll => {
+                        let (mut a, mut b) = (vec![], vec![]);
+                        new.drain_all(|pn, p| a.push((pn, p.frames)));
+                        old.drain_all(|pn, p| b.push((pn, p.frames)));
+                        prop_assert_eq!(a, b);
+                    }
+                }
+                prop_assert_eq!(new.tracked(), old.sent.len());
+                prop_assert_eq!(new.bytes_in_flight(), old.bytes_in_flight);
+                prop_assert_eq!(new.ack_eliciting_in_flight(), old.ack_eliciting_in_flight);
+                prop_assert_eq!(new.largest_acked(), old.largest_acked);
+                prop_assert_eq!(new.loss_time(), old.loss_time);
+                prop_assert_eq!(new.last_ack_eliciting_sent(), old.last_ack_eliciting_sent);
+                let probes: Vec<u64> = new.oldest_unacked(3).map(|(pn, _)| pn).collect();
+                prop_assert_eq!(probes, old.oldest_unacked(3));
+                prop_assert_eq!(format!("{:?}", new.sent), format!("{:?}", old.sent));
+            }
+        }
     }
 }
