@@ -195,8 +195,12 @@ async fn start_server(
 ) -> Result<(Endpoint, Option<SocketAddr>, Fingerprint), BoxError> {
     let identity = Identity::generate(default_provider().as_ref())?;
     let fingerprint = identity.fingerprint();
-    let endpoint = Endpoint::server(listen, ServerConfig::new(identity))?;
-    let tcp = endpoint.listen_tcp(endpoint.local_addr()).await.ok();
+    let config = ServerConfig::new(identity);
+    let (endpoint, tcp) = match Endpoint::server_with_tcp(listen, config.clone()).await {
+        Ok((endpoint, tcp)) => (endpoint, Some(tcp)),
+        // The TCP twin of a fixed port is taken: serve UDP alone.
+        Err(_) => (Endpoint::server(listen, config)?, None),
+    };
     let ep = endpoint.clone();
     tokio::spawn(async move {
         while let Some(conn) = ep.accept().await {

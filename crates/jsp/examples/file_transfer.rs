@@ -578,11 +578,7 @@ async fn run_receive(
         .map_err(|e| format!("cannot create {}: {e}", out.display()))?;
     let identity = load_identity(key.as_ref())?;
     let fingerprint = identity.fingerprint();
-    let endpoint = Endpoint::server(listen, ServerConfig::new(identity))?;
-    let tcp = endpoint
-        .listen_tcp(endpoint.local_addr())
-        .await
-        .map_or_else(|_| "off".to_string(), |a| a.to_string());
+    let (endpoint, tcp) = Endpoint::server_with_tcp(listen, ServerConfig::new(identity)).await?;
     println!(
         "listening {} tcp {tcp} fingerprint {fingerprint}",
         endpoint.local_addr()

@@ -89,6 +89,39 @@ impl Endpoint {
         Self::new(addr, Some(config), EndpointConfig::default(), false)
     }
 
+    /// A server endpoint on UDP `addr` that also listens on TCP at the same address and port
+    /// (the usual "one port for both" server); returns the endpoint and the TCP address. With
+    /// port 0 the system's UDP port may have its TCP twin taken: another port is then tried,
+    /// up to 16 times.
+    ///
+    /// # Errors
+    /// As [`Endpoint::server`] and [`Endpoint::listen_tcp`].
+    pub async fn server_with_tcp(
+        addr: SocketAddr,
+        config: ServerConfig,
+    ) -> Result<(Self, SocketAddr), Error> {
+        const ATTEMPTS: usize = 16;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let endpoint = Self::server(addr, config.clone())?;
+            match endpoint.listen_tcp(endpoint.local_addr()).await {
+                Ok(tcp) => return Ok((endpoint, tcp)),
+                Err(Error::Io(e))
+                    if e.kind() == std::io::ErrorKind::AddrInUse
+                        && addr.port() == 0
+                        && attempt < ATTEMPTS =>
+                {
+                    endpoint.shutdown().await;
+                }
+                Err(e) => {
+                    endpoint.shutdown().await;
+                    return Err(e);
+                }
+            }
+        }
+    }
+
     /// A client endpoint bound to `addr` (use port 0 for an ephemeral port).
     pub fn client(addr: SocketAddr) -> Result<Self, Error> {
         Self::new(addr, None, EndpointConfig::default(), false)
