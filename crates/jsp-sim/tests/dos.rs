@@ -4,12 +4,13 @@
 mod common;
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use jsp_proto::time::Instant;
 use jsp_proto::wire::header::{self, ConnectionId, PacketType};
 use jsp_proto::{CloseReason, ConnectionError, ErrorCode};
 use jsp_sim::engine::{EndpointNode, Pair};
-use jsp_sim::{Datagram, Middlebox, NodeId, Origin, Scope, Verdict};
+use jsp_sim::{Datagram, LinkConfig, Middlebox, NodeId, Origin, Scope, Verdict};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -81,6 +82,84 @@ fn server_sends_at_most_three_times_what_an_unvalidated_address_sent() {
         3 * rx
     );
     assert_eq!(ep(&pair.sim, pair.server).stats().accepted, 1);
+}
+
+/// An on-path attacker that, every `every` until `until`, rewrites the source of a client 1-RTT
+/// datagram to `victim`, so the server believes the client migrated there (and would flood the
+/// victim if it trusted the new address).
+struct SpoofMigrations {
+    victim: SocketAddr,
+    every: Duration,
+    next: Option<Instant>,
+    until: Option<Instant>,
+    spoofed_bytes: u64,
+    spoofed: usize,
+}
+
+impl Middlebox for SpoofMigrations {
+    fn on_datagram(&mut self, now: Instant, d: &mut Datagram) -> Verdict {
+        let until = *self.until.get_or_insert(now + Duration::from_secs(2));
+        let next = *self.next.get_or_insert(now);
+        let small_short_header =
+            d.payload.len() < 200 && d.payload.first().is_some_and(|b| b & 0x80 == 0);
+        if now >= next && now < until && small_short_header {
+            d.src = self.victim;
+            self.next = Some(now + self.every);
+            self.spoofed += 1;
+            self.spoofed_bytes += d.payload.len() as u64;
+        }
+        Verdict::Forward
+    }
+}
+
+#[test]
+fn spoofed_migrations_get_at_most_three_times_what_they_sent_and_the_transfer_survives() {
+    // The server sends a stream; for two seconds after the handshake an attacker keeps
+    // "migrating" the client to a victim by rewriting the source of the client's small ACK
+    // datagrams. Meanwhile the server searches the path MTU with probes of up to 8952 bytes
+    // (PROTOCOL.md §15.4); every byte towards the victim, probes included, must stay within 3x
+    // what the victim's address sent (§12.1), and the transfer must still complete intact.
+    let (server_cfg, client_cfg) = pinned();
+    let link = LinkConfig {
+        mtu: 9000,
+        ..link20()
+    };
+    let (mut pair, mut c, mut s) = common::connected_pair(74, server_cfg, client_cfg, link);
+    let victim = sock("10.66.0.1:4444");
+    let mb = pair.sim.add_middlebox(
+        Scope::Link(pair.client, pair.server),
+        SpoofMigrations {
+            victim,
+            every: Duration::from_millis(7),
+            next: None,
+            until: None,
+            spoofed_bytes: 0,
+            spoofed: 0,
+        },
+    );
+    let data = random_bytes(74, 1_000_000);
+    let id = s.send_stream(&mut pair.sim, &data, true);
+    run_until(&mut pair.sim, &mut [&mut c, &mut s], secs(60), |a| {
+        a[0].finished.contains(&id.0) || a.iter().any(|a| a.closed().is_some())
+    });
+    let got = c.streams.get(&id.0).cloned().unwrap_or_default();
+    assert!(got == data, "the transfer completes intact ({} bytes)", got.len());
+    let attacker = pair.sim.middlebox::<SpoofMigrations>(mb);
+    assert!(attacker.spoofed > 20, "the attacker spoofed {}", attacker.spoofed);
+    let to_victim: u64 = pair
+        .sim
+        .capture()
+        .records()
+        .iter()
+        .filter(|r| r.origin == Origin::Node(pair.server) && r.dst == victim)
+        .map(|r| r.payload.len() as u64)
+        .sum();
+    assert!(to_victim > 0, "the server challenged the spoofed address");
+    assert!(
+        to_victim <= 3 * attacker.spoofed_bytes,
+        "server sent {to_victim} bytes to an address that sent {}",
+        attacker.spoofed_bytes
+    );
 }
 
 #[test]

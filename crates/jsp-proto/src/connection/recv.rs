@@ -32,7 +32,10 @@ impl Connection {
         self.now_hint = self.now_hint.max(now);
         self.stats.datagrams_received += 1;
         self.stats.bytes_received += data.len() as u64;
-        if !self.address_validated {
+        // PROTOCOL.md §12.1: the amplification budget counts bytes from the address being
+        // validated only; a datagram from another address earns nothing there.
+        let mut credited = remote == self.remote;
+        if !self.address_validated && credited {
             self.unvalidated_received += data.len() as u64;
         }
         if remote != self.remote && self.side == Side::Client {
@@ -90,6 +93,14 @@ impl Connection {
             };
             let short = hdr.ty == PacketType::OneRtt;
             let outcome = self.handle_packet(now, remote, packet, hdr);
+            if !credited && remote == self.remote {
+                // The packet moved the connection to `remote` (§15.2): this datagram is the
+                // first of the new path's amplification budget.
+                credited = true;
+                if !self.address_validated {
+                    self.unvalidated_received += data.len() as u64;
+                }
+            }
             if outcome == PacketOutcome::Dropped && short && self.is_stateless_reset(data) {
                 // PROTOCOL.md §15.3: the peer lost its state; end at once, silently.
                 self.set_error(ConnectionError::Reset);
@@ -112,7 +123,7 @@ impl Connection {
     fn handle_packet(
         &mut self,
         now: Instant,
-        _remote: SocketAddr,
+        remote: SocketAddr,
         packet: &mut [u8],
         h: PacketHeaderInfo,
     ) -> PacketOutcome {
@@ -248,11 +259,11 @@ impl Connection {
         self.stats.packets_received += 1;
         if self.side == Side::Server
             && h.ty == PacketType::OneRtt
-            && _remote != self.remote
+            && remote != self.remote
             && largest.is_none_or(|l| pn > l)
             && self.state == State::Established
         {
-            self.on_peer_address_change(now, _remote);
+            self.on_peer_address_change(now, remote);
         }
         self.last_activity = now;
         if self.side == Side::Client && h.ty == PacketType::Initial && !self.received_any {
@@ -261,8 +272,9 @@ impl Connection {
             self.cids.set_initial_remote(h.scid);
         }
         self.received_any = true;
-        if self.side == Side::Server && h.ty == PacketType::Handshake {
-            // PROTOCOL.md §12.1: a Handshake packet validates the address; §7.9 Initial keys go.
+        if self.side == Side::Server && h.ty == PacketType::Handshake && remote == self.remote {
+            // PROTOCOL.md §12.1: a Handshake packet validates the address it came from;
+            // §7.9 Initial keys go.
             self.address_validated = true;
             self.discard_space(Space::Initial);
         }

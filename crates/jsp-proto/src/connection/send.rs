@@ -133,7 +133,13 @@ impl Connection {
 
     /// Sends a path MTU probe (a lone 1-RTT packet of PING + PADDING) if one is due.
     fn try_mtu_probe(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<Transmit> {
-        if !self.handshake_confirmed || self.state != State::Established || self.app.is_none() {
+        if !self.handshake_confirmed
+            || !self.address_validated
+            || self.state != State::Established
+            || self.app.is_none()
+        {
+            // Never probe an unvalidated path: a probe is far larger than the 3x budget allows
+            // (PROTOCOL.md §12.1, §15.4).
             return None;
         }
         let room = self.cc.window().saturating_sub(self.bytes_in_flight());

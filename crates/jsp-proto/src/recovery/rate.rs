@@ -106,6 +106,12 @@ impl DeliveryRateEstimator {
     /// A congestion-controlled packet of `bytes` with snapshot `p` was newly acknowledged at
     /// `now`. Call for every such packet of an ACK frame, then [`Self::generate_rate_sample`].
     pub fn on_packet_acked(&mut self, now: Instant, p: &PacketRateState, bytes: u64) {
+        if p.delivered > self.delivered {
+            // Sent before this estimator was reset (a new path, PROTOCOL.md §15.2): its snapshot
+            // belongs to the old path, so it counts as delivered but gives no sample.
+            self.delivered += bytes;
+            return;
+        }
         self.delivered += bytes;
         self.delivered_time = now;
         // Sample from the most recently sent packet acknowledged by this frame.
@@ -137,7 +143,7 @@ impl DeliveryRateEstimator {
             return None;
         }
         let interval = s.send_elapsed.max(s.ack_elapsed);
-        let delivered = self.delivered - s.prior_delivered;
+        let delivered = self.delivered.saturating_sub(s.prior_delivered);
         let delivery_rate = if interval.is_zero() || interval < min_rtt {
             None
         } else {
@@ -230,6 +236,30 @@ mod tests {
             None,
             "nothing new acked"
         );
+    }
+
+    /// After a reset (a new path), packets sent on the old path are counted as delivered but
+    /// give no sample: their snapshot is from another estimator (an attacker-triggered path
+    /// change once made this subtraction overflow).
+    #[test]
+    fn packets_from_before_a_reset_give_no_sample() {
+        let mut old = DeliveryRateEstimator::new();
+        let mut stale = old.on_packet_sent(ms(0), 0);
+        for t in 1..20 {
+            let p = old.on_packet_sent(ms(t), 0);
+            old.on_packet_acked(ms(t + 1), &p, 1000);
+            stale = old.on_packet_sent(ms(t), 0);
+        }
+        assert!(stale.delivered > 0);
+        let mut e = DeliveryRateEstimator::new();
+        e.on_packet_acked(ms(30), &stale, 1000);
+        assert_eq!(e.generate_rate_sample(Duration::ZERO), None);
+        assert_eq!(e.delivered(), 1000);
+        let fresh = e.on_packet_sent(ms(31), 0);
+        e.on_packet_acked(ms(41), &fresh, 1000);
+        let s = e.generate_rate_sample(Duration::ZERO).unwrap();
+        assert_eq!(s.delivered, 1000);
+        assert_eq!(s.rtt, Duration::from_millis(10));
     }
 
     #[test]
