@@ -66,8 +66,13 @@ pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
 pub struct Seen {
     /// Connections that reached `established()`.
     pub established: AtomicUsize,
-    /// Every bidirectional stream's complete contents, in arrival order.
+    /// Every bidirectional stream's complete contents, in arrival order (unless
+    /// `forget_messages` is set).
     pub messages: Mutex<Vec<Vec<u8>>>,
+    /// Count streams but do not keep their contents (long-running servers).
+    pub forget_messages: std::sync::atomic::AtomicBool,
+    /// Bidirectional streams received completely.
+    pub message_count: AtomicUsize,
     /// Every datagram the application read.
     pub datagrams: Mutex<Vec<Vec<u8>>>,
     /// Why connections that failed their handshake failed.
@@ -122,7 +127,10 @@ pub async fn serve(conn: Connection, seen: Arc<Seen>) {
                 let s = seen.clone();
                 tokio::spawn(async move {
                     if let Ok(data) = recv.read_all(64 << 20).await {
-                        lock(&s.messages).push(data.clone());
+                        s.message_count.fetch_add(1, Ordering::SeqCst);
+                        if !s.forget_messages.load(Ordering::SeqCst) {
+                            lock(&s.messages).push(data.clone());
+                        }
                         let _ = send.write_all(&data).await;
                         let _ = send.finish();
                     }
