@@ -554,6 +554,8 @@ impl Endpoint {
                     if let Some(c) = self.connections.get_mut(h.0).and_then(Option::as_mut) {
                         c.on_stateless_reset();
                         self.closed.push(h);
+                        // Let the driver see the Closed(Reset) event (poll_active).
+                        self.activity.mark(h.0);
                         return;
                     }
                 }

@@ -362,3 +362,102 @@ pub async fn guard<F: std::future::Future>(what: &str, f: F) -> F::Output {
         .await
         .unwrap_or_else(|_| panic!("{what}: did not finish within {WAIT:?}"))
 }
+
+/// A misbehaving peer: a jsp-proto engine driven directly over a tokio UDP socket, so that a
+/// test can reach inside its connection (fault injection, raw stream writes) where the jsp
+/// library would refuse.
+pub struct RawPeer {
+    /// The engine.
+    pub ep: jsp_proto::Endpoint,
+    /// Its one connection.
+    pub conn: jsp_proto::endpoint::ConnectionHandle,
+    sock: UdpSocket,
+    origin: tokio::time::Instant,
+    buf: Vec<u8>,
+}
+
+impl RawPeer {
+    /// Starts a handshake with `server` from `127.0.0.n`.
+    pub async fn connect(server: SocketAddr, config: Arc<ClientConfig>, n: u8) -> Self {
+        let sock = UdpSocket::bind(host(n))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let mut ep = jsp_proto::Endpoint::new(
+            jsp_proto::EndpointConfig::default(),
+            default_provider(),
+            None,
+            1_700_000_000,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let origin = tokio::time::Instant::now();
+        let conn = ep
+            .connect(jsp_proto::Instant::ZERO, config, server)
+            .unwrap_or_else(|e| panic!("{e}"));
+        Self {
+            ep,
+            conn,
+            sock,
+            origin,
+            buf: Vec::new(),
+        }
+    }
+
+    fn now(&self) -> jsp_proto::Instant {
+        let ns = self.origin.elapsed().as_nanos();
+        jsp_proto::Instant::from_nanos(u64::try_from(ns).unwrap_or(u64::MAX))
+    }
+
+    /// The connection.
+    pub fn conn(&mut self) -> &mut jsp_proto::Connection {
+        self.ep
+            .connection_mut(self.conn)
+            .unwrap_or_else(|| panic!("the raw peer's connection is gone"))
+    }
+
+    /// Drives the engine until `done` holds (true) or its connection is gone or `limit` passes
+    /// (false).
+    pub async fn drive_until(
+        &mut self,
+        limit: Duration,
+        mut done: impl FnMut(&mut jsp_proto::Connection) -> bool,
+    ) -> bool {
+        let end = tokio::time::Instant::now() + limit;
+        let mut rx = vec![0u8; 65536];
+        loop {
+            let now = self.now();
+            while let Some(t) = self.ep.poll_transmit(now, &mut self.buf) {
+                let _ = self.sock.send_to(&self.buf[..t.size], t.destination).await;
+            }
+            while self.ep.poll_event().is_some() {}
+            match self.ep.connection_mut(self.conn) {
+                Some(c) => {
+                    if done(c) {
+                        return true;
+                    }
+                }
+                None => return false,
+            }
+            if tokio::time::Instant::now() >= end {
+                return false;
+            }
+            let wake = self
+                .ep
+                .poll_timeout()
+                .map(|t| self.origin + Duration::from_nanos(t.as_nanos()))
+                .unwrap_or(end)
+                .min(end);
+            tokio::select! {
+                r = self.sock.recv_from(&mut rx) => {
+                    if let Ok((n, from)) = r {
+                        let now = self.now();
+                        self.ep.handle_datagram(now, from, &mut rx[..n]);
+                    }
+                }
+                () = tokio::time::sleep_until(wake) => {
+                    let now = self.now();
+                    self.ep.handle_timeout(now);
+                }
+            }
+        }
+    }
+}
