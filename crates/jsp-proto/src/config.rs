@@ -6,6 +6,7 @@
 use core::time::Duration;
 use std::sync::Arc;
 
+use crate::compression::CompressionConfig;
 use crate::connection::scheduler::SchedulerConfig;
 use crate::crypto::CipherSuite;
 use crate::error::ConfigError;
@@ -66,6 +67,9 @@ pub struct TransportConfig {
     pub heartbeat_interval: Duration,
     /// Close with `Timeout` after this many heartbeat intervals without hearing from the peer.
     pub heartbeat_timeout_count: u32,
+    /// LZ4 compression of what we send: off, on, or auto (the default: only where it pays),
+    /// with per-class dictionaries (PROTOCOL.md §14.5).
+    pub compression: CompressionConfig,
 }
 
 impl Default for TransportConfig {
@@ -93,6 +97,7 @@ impl Default for TransportConfig {
             send_buffer: 16 << 20,
             heartbeat_interval: Duration::from_secs(5),
             heartbeat_timeout_count: 3,
+            compression: CompressionConfig::default(),
         }
     }
 }

@@ -8,6 +8,7 @@
 #![warn(missing_docs)]
 
 mod activity;
+pub mod compression;
 pub mod config;
 pub mod connection;
 pub mod crypto;

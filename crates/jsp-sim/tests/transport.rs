@@ -322,7 +322,16 @@ fn a_system_message_overtakes_a_saturating_media_stream() {
     let media = c
         .open_stream_with(Dir::Uni, StreamPriority::new(QosClass::Media))
         .unwrap();
-    let video = vec![7u8; 4 << 20];
+    // Incompressible, like real video: LZ4 must not shrink the backlog away.
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    let video: Vec<u8> = (0..4 << 20)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 32) as u8
+        })
+        .collect();
     let mut written = c.stream_write(media, &video, false).unwrap();
     // Let the media stream saturate the 10 Mbit/s link for a second.
     for _ in 0..100 {

@@ -43,7 +43,7 @@ pub use server::{
     LoadedServer, RetryMode, RetrySection, ServerDriverSettings, ServerFile, ServerLimitsSection,
     ServerTicketsSection, ServerTimeoutsSection,
 };
-pub use values::{CongestionName, Limit, SuiteName};
+pub use values::{CompressionName, CongestionName, Limit, SuiteName};
 
 /// Largest config file read.
 pub const MAX_CONFIG_FILE_LEN: u64 = 1024 * 1024;
@@ -327,6 +327,11 @@ pub struct TransportSection {
     pub max_connection_window: Option<u64>,
     /// Most unacknowledged bytes buffered for sending per connection.
     pub send_buffer: Option<u64>,
+    /// LZ4 compression of what we send: `"off"`, `"on"` or `"auto"` (default: only where it
+    /// pays).
+    pub compression: Option<CompressionName>,
+    /// Data shorter than this many bytes is never compressed (default 64).
+    pub compression_min_size: Option<usize>,
 }
 
 impl TransportSection {
@@ -359,6 +364,10 @@ impl TransportSection {
         set(&mut t.max_stream_window, self.max_stream_window);
         set(&mut t.max_connection_window, self.max_connection_window);
         set(&mut t.send_buffer, self.send_buffer);
+        if let Some(mode) = self.compression {
+            t.compression.mode = mode.mode();
+        }
+        set(&mut t.compression.min_size, self.compression_min_size);
         Ok(())
     }
 }

@@ -8,6 +8,7 @@
 //! Calling order for a driver (through the endpoint): feed datagrams with `handle_datagram`,
 //! call `handle_timeout` when `poll_timeout` passes, then drain `poll_transmit` and `poll_event`.
 
+mod compressed;
 pub mod crypto_stream;
 pub mod keys;
 pub mod paths;
@@ -169,6 +170,15 @@ pub struct ConnectionStats {
     pub rtt: Duration,
     /// Congestion window in bytes.
     pub cwnd: u64,
+    /// Frames the sender tried to compress (PROTOCOL.md §14.5); `Auto` mode keeps this low on
+    /// incompressible data.
+    pub compression_attempts: u64,
+    /// STREAM_LZ4 and DATAGRAM_LZ4 frames sent (the attempts that paid).
+    pub compressed_frames_sent: u64,
+    /// Bytes those frames saved: uncompressed minus compressed sizes.
+    pub compression_saved_bytes: u64,
+    /// Compressed frames received and decompressed.
+    pub compressed_frames_received: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -284,6 +294,11 @@ pub struct Connection {
     peer_max_datagram: u64,
     summary: Option<HandshakeSummary>,
     stats: ConnectionStats,
+    /// Compression scratch (PROTOCOL.md §14.5), reused: a chunk's plain bytes, its LZ4 block,
+    /// and decompressed bytes received.
+    lz4: compressed::Scratch,
+    /// Compression state of the datagrams we send.
+    datagram_lz4: crate::compression::Adaptive,
     mtu: usize,
     unix_now: UnixTime,
     created_at: Instant,
@@ -411,6 +426,8 @@ impl Connection {
             peer_max_datagram: 0,
             summary: None,
             stats: ConnectionStats::default(),
+            lz4: compressed::Scratch::default(),
+            datagram_lz4: crate::compression::Adaptive::default(),
             mtu,
             unix_now,
             created_at: now,
@@ -527,6 +544,9 @@ impl Connection {
             max_ack_delay: u64::try_from(t.max_ack_delay.as_millis()).unwrap_or(25),
             max_datagram_frame_size: u64::from(t.max_datagram_frame_size),
             initial_source_connection_id: Some(self.local_cid),
+            // We always decompress (PROTOCOL.md §14.5); `compression.mode` is about sending.
+            compression: crate::wire::transport_params::COMPRESSION_LZ4,
+            compression_dictionaries: t.compression.advertised_ids(),
             ..TransportParameters::default()
         };
         if self.side == Side::Server {

@@ -6,7 +6,7 @@
 use core::net::SocketAddr;
 
 use super::streams::StreamId;
-use super::{Connection, Event, State, MAX_QUEUED_DATAGRAMS};
+use super::{Connection, Event, State};
 use crate::crypto::provider::TAG_LEN;
 use crate::error::{ConnectionError, ErrorCode};
 use crate::handshake::Space;
@@ -368,19 +368,10 @@ impl Connection {
                 }
             }
             Frame::Stream(sf) => {
-                let id = StreamId(sf.stream_id);
-                if let Err(e) = self
-                    .streams
-                    .on_stream_frame(id, sf.offset, sf.data, sf.fin, now)
-                {
-                    self.protocol_violation(now, e.code, e.reason);
-                    return;
-                }
-                if self.in_early_packet {
-                    self.early_streams.insert(id);
-                }
-                self.drain_stream_events();
+                self.on_stream_data(now, StreamId(sf.stream_id), sf.offset, sf.data, sf.fin);
             }
+            Frame::StreamLz4(f) => self.on_compressed_stream_frame(now, f),
+            Frame::DatagramLz4(d) => self.on_compressed_datagram_frame(now, d),
             Frame::ResetStream {
                 stream_id,
                 error_code,
@@ -438,19 +429,7 @@ impl Connection {
                 },
                 maximum,
             ),
-            Frame::Datagram(data) => {
-                if self.transport.max_datagram_frame_size == 0
-                    || data.len() > usize::from(self.transport.max_datagram_frame_size)
-                {
-                    self.protocol_violation(now, ErrorCode::PROTOCOL_ERROR, "datagram too large");
-                    return;
-                }
-                if self.datagrams_in.len() >= MAX_QUEUED_DATAGRAMS {
-                    self.datagrams_in.pop_front();
-                }
-                self.datagrams_in.push_back(data.to_vec());
-                self.events.push_back(Event::DatagramReceived);
-            }
+            Frame::Datagram(data) => self.on_datagram_data(now, data),
             Frame::ConnectionClose {
                 error_code, reason, ..
             } => {

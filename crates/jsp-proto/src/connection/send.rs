@@ -5,7 +5,7 @@
 
 use core::net::SocketAddr;
 
-use super::sent_frames::{SentFrames, SentStream};
+use super::sent_frames::SentFrames;
 use super::{Connection, State, MIN_INITIAL_DATAGRAM};
 use crate::crypto::provider::TAG_LEN;
 use crate::crypto::DirectionalKeys;
@@ -589,39 +589,9 @@ impl Connection {
             }
         }
         if matches!(level, Level::OneRtt | Level::ZeroRtt) {
-            // Datagrams (never retransmitted).
-            while let Some(d) = self.datagrams_out.front() {
-                if buf.len() + d.len() + 3 > limit {
-                    break;
-                }
-                if let Some(d) = self.datagrams_out.pop_front() {
-                    frame::encode_datagram(buf, &d, true);
-                }
-            }
-            // Stream data.
-            loop {
-                let room = limit.saturating_sub(buf.len());
-                if room < 32 {
-                    break;
-                }
-                let Some(chunk) = self.streams.next_chunk(room - 24) else {
-                    break;
-                };
-                frame::encode_stream_header(
-                    buf,
-                    chunk.id.0,
-                    chunk.offset,
-                    chunk.len,
-                    chunk.fin,
-                    true,
-                );
-                self.streams.copy_chunk(&chunk, buf);
-                sent.streams.push(SentStream {
-                    id: chunk.id,
-                    range: chunk.offset..chunk.offset + chunk.len as u64,
-                    fin: chunk.fin,
-                });
-            }
+            // Datagrams (never retransmitted), then stream data; compressed where it pays.
+            self.write_datagram_frames(buf, limit);
+            self.write_stream_frames(buf, limit, sent);
         }
         buf.len() > start
     }

@@ -7,7 +7,8 @@ use std::ops::Range;
 
 use core::time::Duration;
 
-use super::scheduler::{Scheduler, StreamPriority};
+use super::scheduler::{QosClass, Scheduler, StreamPriority};
+use crate::compression::Adaptive;
 use crate::error::ErrorCode;
 use crate::range_set::RangeSet;
 use crate::time::Instant;
@@ -158,6 +159,8 @@ struct SendStream {
     deadlines: VecDeque<(u64, u64, Instant)>,
     reset: Option<SendReset>,
     prio: StreamPriority,
+    /// Whether this stream's data has been compressing (PROTOCOL.md §14.5).
+    lz4: Adaptive,
 }
 
 impl SendStream {
@@ -544,9 +547,12 @@ impl Streams {
 
     /// Takes the next chunk to send, of at most `max_len` bytes of data, respecting flow control.
     pub fn next_chunk(&mut self, max_len: usize) -> Option<StreamChunk> {
-        if max_len == 0 {
-            return None; // no room in this packet: the stream stays scheduled
-        }
+        self.next_chunk_sized(|_| max_len)
+    }
+
+    /// As [`Streams::next_chunk`], with the most bytes to take chosen per stream from its
+    /// compression state (more than fits uncompressed when its data has been shrinking).
+    pub fn next_chunk_sized(&mut self, size: impl Fn(&Adaptive) -> usize) -> Option<StreamChunk> {
         loop {
             let id = self.sched.next()?;
             #[allow(unused_mut)]
@@ -568,6 +574,10 @@ impl Streams {
             if s.reset.is_some() {
                 self.sched.remove(id);
                 continue;
+            }
+            let max_len = size(&s.lz4);
+            if max_len == 0 {
+                return None; // no room in this packet: the stream stays scheduled
             }
             let mut chunk = None;
             let first = s.pending.iter().next();
@@ -637,6 +647,11 @@ impl Streams {
         if to > a.len() {
             out.extend_from_slice(&b[from.saturating_sub(a.len())..to - a.len()]);
         }
+    }
+
+    /// The compression state and QoS class of a sending stream.
+    pub fn compression_state(&mut self, id: StreamId) -> Option<(&mut Adaptive, QosClass)> {
+        self.send.get_mut(&id).map(|s| (&mut s.lz4, s.prio.class))
     }
 
     /// A sent chunk was acknowledged.

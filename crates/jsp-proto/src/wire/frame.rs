@@ -97,6 +97,12 @@ impl FrameType {
     pub const DATAGRAM: FrameType = FrameType(0x30);
     /// DATAGRAM with a Length field (0x31).
     pub const DATAGRAM_WITH_LEN: FrameType = FrameType(0x31);
+    /// STREAM_LZ4 (0x3c): LZ4-compressed stream data (PROTOCOL.md §14.5).
+    pub const STREAM_LZ4: FrameType = FrameType(0x3c);
+    /// STREAM_LZ4 that ends the stream (0x3d).
+    pub const STREAM_LZ4_FIN: FrameType = FrameType(0x3d);
+    /// DATAGRAM_LZ4 (0x3e): an LZ4-compressed datagram (PROTOCOL.md §14.5).
+    pub const DATAGRAM_LZ4: FrameType = FrameType(0x3e);
 
     /// The type with codepoint `raw`.
     pub const fn new(raw: u64) -> Self {
@@ -118,7 +124,7 @@ impl FrameType {
         match self.0 {
             0x00 | 0x01 => ALL,
             0x02 | 0x06 | 0x1c => IH1,
-            0x04 | 0x05 | 0x08..=0x17 | 0x20 | 0x30 | 0x31 => APP,
+            0x04 | 0x05 | 0x08..=0x17 | 0x20 | 0x30 | 0x31 | 0x3c..=0x3e => APP,
             0x18..=0x1b | 0x1d | 0x1e => IN_1RTT,
             _ => 0,
         }
@@ -174,6 +180,8 @@ impl FrameType {
             0x1e => "HANDSHAKE_DONE",
             0x20 => "STREAM_SKIP",
             0x30 | 0x31 => "DATAGRAM",
+            0x3c | 0x3d => "STREAM_LZ4",
+            0x3e => "DATAGRAM_LZ4",
             _ => return None,
         })
     }
@@ -217,6 +225,9 @@ pub enum FrameErrorReason {
     ReasonTooLong,
     /// The frame is not allowed in this packet type: a `PROTOCOL_ERROR` (§10).
     NotAllowed,
+    /// A compressed frame declares an uncompressed length of 0 or above 65536 bytes, or a
+    /// dictionary id above 2^32 - 1 (§14.5).
+    InvalidCompression,
 }
 
 impl From<DecodeError> for FrameErrorReason {
@@ -351,6 +362,31 @@ pub struct StreamFrame<'a> {
     pub data: &'a [u8],
 }
 
+/// The compressed body of a STREAM_LZ4 or DATAGRAM_LZ4 frame (PROTOCOL.md §14.5); the
+/// connection decompresses it ([`crate::compression::codec`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CompressedData<'a> {
+    /// The dictionary (0: none), see [`crate::compression::DictionaryId`].
+    pub dictionary: u32,
+    /// Length of the data once decompressed: 1..=65536.
+    pub uncompressed_len: usize,
+    /// The LZ4 block.
+    pub block: &'a [u8],
+}
+
+/// A STREAM_LZ4 frame (PROTOCOL.md §14.5): stream data at `offset`, compressed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CompressedStreamFrame<'a> {
+    /// The stream.
+    pub stream_id: u64,
+    /// Offset of the first decompressed byte in the stream.
+    pub offset: u64,
+    /// Whether the decompressed data ends the stream.
+    pub fin: bool,
+    /// The compressed data; `offset + uncompressed_len <= 2^62 - 1`.
+    pub data: CompressedData<'a>,
+}
+
 /// A NEW_CONNECTION_ID frame (PROTOCOL.md §10): `retire_prior_to <= sequence`, CID of 1..=20
 /// bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -399,6 +435,10 @@ pub enum Frame<'a> {
     },
     /// STREAM (any of the eight flag combinations).
     Stream(StreamFrame<'a>),
+    /// STREAM_LZ4 (§14.5).
+    StreamLz4(CompressedStreamFrame<'a>),
+    /// DATAGRAM_LZ4 (§14.5).
+    DatagramLz4(CompressedData<'a>),
     /// MAX_DATA.
     MaxData(u64),
     /// MAX_STREAM_DATA.
@@ -673,10 +713,42 @@ fn decode_body<'a>(
         }
         0x30 => Frame::Datagram(r.take_rest()),
         0x31 => Frame::Datagram(r.get_varint_prefixed()?),
+        0x3c | 0x3d => {
+            let stream_id = r.get_varint()?;
+            let offset = r.get_varint()?;
+            let data = decode_compressed(r)?;
+            check_offset(offset, data.uncompressed_len)?;
+            Frame::StreamLz4(CompressedStreamFrame {
+                stream_id,
+                offset,
+                fin: ty.0 == 0x3d,
+                data,
+            })
+        }
+        0x3e => Frame::DatagramLz4(decode_compressed(r)?),
         _ => return Err(FrameErrorReason::UnknownType),
     };
     Ok(frame)
 }
+
+fn decode_compressed<'a>(r: &mut Reader<'a>) -> Result<CompressedData<'a>, FrameErrorReason> {
+    let dictionary =
+        u32::try_from(r.get_varint()?).map_err(|_| FrameErrorReason::InvalidCompression)?;
+    let uncompressed_len = r.get_varint()?;
+    if uncompressed_len == 0 || uncompressed_len > MAX_UNCOMPRESSED_LEN {
+        return Err(FrameErrorReason::InvalidCompression);
+    }
+    let block = r.get_varint_prefixed()?;
+    Ok(CompressedData {
+        dictionary,
+        uncompressed_len: usize::try_from(uncompressed_len)
+            .map_err(|_| FrameErrorReason::InvalidCompression)?,
+        block,
+    })
+}
+
+/// The largest uncompressed length a STREAM_LZ4 or DATAGRAM_LZ4 frame may declare (§14.5).
+pub const MAX_UNCOMPRESSED_LEN: u64 = 64 * 1024;
 
 fn dir_of(bidi: bool) -> Dir {
     if bidi {
@@ -1139,6 +1211,65 @@ pub fn encode_datagram(buf: &mut Vec<u8>, data: &[u8], with_len: bool) {
     buf.extend_from_slice(data);
 }
 
+/// Appends the header of a STREAM_LZ4 frame (PROTOCOL.md §14.5) whose LZ4 block of
+/// `block_len` bytes the caller appends next.
+pub fn encode_stream_lz4_header(
+    buf: &mut Vec<u8>,
+    stream_id: u64,
+    offset: u64,
+    fin: bool,
+    dictionary: u32,
+    uncompressed_len: usize,
+    block_len: usize,
+) {
+    buf.push(if fin { 0x3d } else { 0x3c });
+    put_var(buf, stream_id);
+    put_var(buf, offset);
+    put_var(buf, u64::from(dictionary));
+    put_var(buf, len_u64(uncompressed_len));
+    put_var(buf, len_u64(block_len));
+}
+
+/// Size of a STREAM_LZ4 header (everything but the block).
+pub fn stream_lz4_header_len(
+    stream_id: u64,
+    offset: u64,
+    dictionary: u32,
+    uncompressed_len: usize,
+    block_len: usize,
+) -> usize {
+    let v = varint::encoded_len;
+    1 + v(stream_id)
+        + v(offset)
+        + v(u64::from(dictionary))
+        + v(len_u64(uncompressed_len))
+        + v(len_u64(block_len))
+}
+
+/// Appends the header of a DATAGRAM_LZ4 frame (PROTOCOL.md §14.5) whose LZ4 block of
+/// `block_len` bytes the caller appends next.
+pub fn encode_datagram_lz4_header(
+    buf: &mut Vec<u8>,
+    dictionary: u32,
+    uncompressed_len: usize,
+    block_len: usize,
+) {
+    buf.push(0x3e);
+    put_var(buf, u64::from(dictionary));
+    put_var(buf, len_u64(uncompressed_len));
+    put_var(buf, len_u64(block_len));
+}
+
+/// Size of a DATAGRAM_LZ4 header (everything but the block).
+pub fn datagram_lz4_header_len(
+    dictionary: u32,
+    uncompressed_len: usize,
+    block_len: usize,
+) -> usize {
+    let v = varint::encoded_len;
+    1 + v(u64::from(dictionary)) + v(len_u64(uncompressed_len)) + v(len_u64(block_len))
+}
+
 /// Size of a DATAGRAM frame carrying `data_len` bytes.
 pub fn datagram_frame_len(data_len: usize, with_len: bool) -> usize {
     let len_field = if with_len {
@@ -1177,6 +1308,9 @@ impl Frame<'_> {
             Frame::HandshakeDone => FrameType::HANDSHAKE_DONE,
             Frame::StreamSkip { .. } => FrameType::STREAM_SKIP,
             Frame::Datagram(_) => FrameType::DATAGRAM_WITH_LEN,
+            Frame::StreamLz4(s) if s.fin => FrameType::STREAM_LZ4_FIN,
+            Frame::StreamLz4(_) => FrameType::STREAM_LZ4,
+            Frame::DatagramLz4(_) => FrameType::DATAGRAM_LZ4,
         }
     }
 
@@ -1239,6 +1373,22 @@ impl Frame<'_> {
                 end,
             } => encode_stream_skip(buf, stream_id, start, end),
             Frame::Datagram(data) => encode_datagram(buf, data, true),
+            Frame::StreamLz4(s) => {
+                encode_stream_lz4_header(
+                    buf,
+                    s.stream_id,
+                    s.offset,
+                    s.fin,
+                    s.data.dictionary,
+                    s.data.uncompressed_len,
+                    s.data.block.len(),
+                );
+                buf.extend_from_slice(s.data.block);
+            }
+            Frame::DatagramLz4(d) => {
+                encode_datagram_lz4_header(buf, d.dictionary, d.uncompressed_len, d.block.len());
+                buf.extend_from_slice(d.block);
+            }
         }
     }
 
@@ -1298,6 +1448,19 @@ impl Frame<'_> {
                 1 + v(error_code) + v(len_u64(r)) + r
             }
             Frame::Datagram(data) => datagram_frame_len(data.len(), true),
+            Frame::StreamLz4(s) => {
+                stream_lz4_header_len(
+                    s.stream_id,
+                    s.offset,
+                    s.data.dictionary,
+                    s.data.uncompressed_len,
+                    s.data.block.len(),
+                ) + s.data.block.len()
+            }
+            Frame::DatagramLz4(d) => {
+                datagram_lz4_header_len(d.dictionary, d.uncompressed_len, d.block.len())
+                    + d.block.len()
+            }
             Frame::StreamSkip {
                 stream_id,
                 start,

@@ -638,3 +638,55 @@ fn stream_skip_layout_and_validation() {
     let bad = [0x20, 0x04, 0x05, 0x04];
     assert!(decode_all(&bad).is_err());
 }
+
+#[test]
+fn compressed_frames_bytes_and_limits() {
+    // STREAM_LZ4 with FIN: id 4, offset 0x100, dictionary 7, 300 bytes once decompressed,
+    // a 3-byte block.
+    let mut b = Vec::new();
+    encode_stream_lz4_header(&mut b, 4, 0x100, true, 7, 300, 3);
+    b.extend_from_slice(&[0xaa, 0xbb, 0xcc]);
+    assert_eq!(
+        b,
+        [0x3d, 0x04, 0x41, 0x00, 0x07, 0x41, 0x2c, 0x03, 0xaa, 0xbb, 0xcc]
+    );
+    assert_eq!(b.len(), stream_lz4_header_len(4, 0x100, 7, 300, 3) + 3);
+    let f = one(&b).unwrap();
+    assert_eq!(
+        f,
+        Frame::StreamLz4(CompressedStreamFrame {
+            stream_id: 4,
+            offset: 0x100,
+            fin: true,
+            data: CompressedData {
+                dictionary: 7,
+                uncompressed_len: 300,
+                block: &[0xaa, 0xbb, 0xcc],
+            },
+        })
+    );
+    let mut again = Vec::new();
+    f.encode(&mut again);
+    assert_eq!(again, b);
+    assert_eq!(f.encoded_len(), b.len());
+    assert!(f.is_ack_eliciting());
+    // DATAGRAM_LZ4.
+    let mut d = Vec::new();
+    encode_datagram_lz4_header(&mut d, 0, 10, 1);
+    d.push(0x50);
+    assert_eq!(d, [0x3e, 0x00, 0x0a, 0x01, 0x50]);
+    assert!(matches!(one(&d), Ok(Frame::DatagramLz4(_))));
+    // Declared lengths of 0 or above 64 KiB, and dictionaries beyond 32 bits, are refused
+    // before anything is decompressed.
+    for (dict, len) in [(0u64, 0u64), (0, MAX_UNCOMPRESSED_LEN + 1), (1 << 32, 10)] {
+        let mut bad = vec![0x3e];
+        varint::encode(dict, &mut bad);
+        varint::encode(len, &mut bad);
+        bad.extend_from_slice(&[0x01, 0x00]);
+        assert_eq!(err(&bad).reason, FrameErrorReason::InvalidCompression);
+        assert_eq!(err(&bad).code(), error_code::FRAME_ENCODING_ERROR);
+    }
+    // Not allowed in Initial or Handshake packets.
+    assert!(!FrameType::STREAM_LZ4.allowed_in(PacketType::Initial));
+    assert!(FrameType::DATAGRAM_LZ4.allowed_in(PacketType::ZeroRtt));
+}

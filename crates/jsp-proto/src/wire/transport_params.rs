@@ -11,6 +11,7 @@
 use super::error_code;
 use super::header::{ConnectionId, MAX_CID_LEN};
 use super::varint::{self, Reader};
+use crate::compression::{AdvertisedDictionaries, DictionaryId, MAX_ADVERTISED_DICTIONARIES};
 
 /// Transport parameter ids (PROTOCOL.md §8).
 pub mod id {
@@ -46,7 +47,19 @@ pub mod id {
     pub const MAX_DATAGRAM_FRAME_SIZE: u64 = 0x0f;
     /// stateless_reset_token.
     pub const STATELESS_RESET_TOKEN: u64 = 0x10;
+    /// compression: which compressed frames the sender accepts (§14.5).
+    pub const COMPRESSION: u64 = 0x20;
+    /// compression_dictionaries: the dictionary ids the sender can decompress with (§14.5).
+    pub const COMPRESSION_DICTIONARIES: u64 = 0x21;
+
+    /// Whether `id` is a parameter this implementation knows.
+    pub(crate) const fn is_known(id: u64) -> bool {
+        matches!(id, 0x01..=0x10 | 0x20 | 0x21)
+    }
 }
+
+/// Bit of the `compression` parameter: STREAM_LZ4 and DATAGRAM_LZ4 frames are accepted (§14.5).
+pub const COMPRESSION_LZ4: u64 = 0x01;
 
 /// The smallest allowed max_udp_payload_size (PROTOCOL.md §8).
 pub const MIN_UDP_PAYLOAD_SIZE: u64 = 1200;
@@ -133,6 +146,10 @@ pub struct TransportParameters {
     pub max_datagram_frame_size: u64,
     /// Stateless reset token for the server's handshake CID (server only).
     pub stateless_reset_token: Option<[u8; 16]>,
+    /// Compressed frames the sender accepts, a bit set ([`COMPRESSION_LZ4`]); 0 = none.
+    pub compression: u64,
+    /// Dictionaries the sender can decompress with (at most 4).
+    pub compression_dictionaries: AdvertisedDictionaries,
 }
 
 impl Default for TransportParameters {
@@ -154,6 +171,8 @@ impl Default for TransportParameters {
             initial_source_connection_id: None,
             max_datagram_frame_size: 1200,
             stateless_reset_token: None,
+            compression: 0,
+            compression_dictionaries: AdvertisedDictionaries::default(),
         }
     }
 }
@@ -281,6 +300,16 @@ impl TransportParameters {
         if let Some(token) = &self.stateless_reset_token {
             put_bytes(buf, id::STATELESS_RESET_TOKEN, token);
         }
+        put_int(buf, id::COMPRESSION, self.compression);
+        let mut ids = [0u8; 4 * MAX_ADVERTISED_DICTIONARIES];
+        let n = self.compression_dictionaries.as_slice().len();
+        for (chunk, id) in ids
+            .chunks_exact_mut(4)
+            .zip(self.compression_dictionaries.as_slice())
+        {
+            chunk.copy_from_slice(&id.to_be_bytes());
+        }
+        put_bytes(buf, id::COMPRESSION_DICTIONARIES, &ids[..4 * n]);
     }
 
     /// Decodes parameters (PROTOCOL.md §8): rejects truncation, duplicates, values of the wrong
@@ -290,16 +319,16 @@ impl TransportParameters {
     pub fn decode(bytes: &[u8]) -> Result<Self, TransportParameterError> {
         use TransportParameterError::{Duplicate, InvalidValue, Malformed};
         let mut p = TransportParameters::default();
-        let mut seen: u32 = 0;
+        let mut seen: u64 = 0;
         let mut r = Reader::new(bytes);
         while !r.is_empty() {
             let id = r.get_varint().map_err(|_| Malformed)?;
             let value = r.get_varint_prefixed().map_err(|_| Malformed)?;
-            // Ids 0x01..=0x10 are known; anything else is ignored (greasing, extensions).
-            if !(0x01..=0x10).contains(&id) {
+            // Anything but the known ids is ignored (greasing, extensions).
+            if !id::is_known(id) {
                 continue;
             }
-            let bit = 1u32 << id;
+            let bit = 1u64 << id;
             if seen & bit != 0 {
                 return Err(Duplicate(id));
             }
@@ -335,6 +364,17 @@ impl TransportParameters {
                 id::RETRY_SOURCE_CONNECTION_ID => p.retry_source_connection_id = Some(cid()?),
                 id::INITIAL_SOURCE_CONNECTION_ID => p.initial_source_connection_id = Some(cid()?),
                 id::MAX_DATAGRAM_FRAME_SIZE => p.max_datagram_frame_size = int()?,
+                id::COMPRESSION => p.compression = int()?,
+                id::COMPRESSION_DICTIONARIES => {
+                    if value.len() % 4 != 0 || value.len() > 4 * MAX_ADVERTISED_DICTIONARIES {
+                        return Err(InvalidValue(id));
+                    }
+                    for chunk in value.chunks_exact(4) {
+                        let raw = <[u8; 4]>::try_from(chunk).map_err(|_| InvalidValue(id))?;
+                        p.compression_dictionaries
+                            .insert(DictionaryId(u32::from_be_bytes(raw)));
+                    }
+                }
                 _ => {
                     let token = <[u8; 16]>::try_from(value).map_err(|_| InvalidValue(id))?;
                     p.stateless_reset_token = Some(token);
@@ -442,6 +482,8 @@ mod tests {
             0x0b, 0x01, 0x04, // active_connection_id_limit
             0x0e, 0x08, 1, 1, 1, 1, 1, 1, 1, 1, // initial_source_connection_id
             0x0f, 0x02, 0x44, 0xb0, // max_datagram_frame_size 1200
+            0x20, 0x01, 0x00, // compression: none
+            0x21, 0x00, // compression_dictionaries: none
         ];
         assert_eq!(buf, expected);
         assert_eq!(TransportParameters::decode(&buf), Ok(minimal()));
@@ -559,6 +601,35 @@ mod tests {
         proptest::option::of(proptest::collection::vec(any::<u8>(), 0..=20).prop_map(|v| cid(&v)))
     }
 
+    #[test]
+    fn compression_parameters() {
+        let mut b = iscid();
+        param(&mut b, id::COMPRESSION, &[0x01]);
+        param(
+            &mut b,
+            id::COMPRESSION_DICTIONARIES,
+            &[0, 0, 0, 7, 0xde, 0xad, 0xbe, 0xef],
+        );
+        let p = TransportParameters::decode(&b).unwrap();
+        assert_eq!(p.compression, COMPRESSION_LZ4);
+        assert_eq!(p.compression_dictionaries.as_slice(), &[7, 0xdead_beef]);
+        assert_eq!(
+            TransportParameters::decode(&iscid()).unwrap().compression,
+            0,
+            "absent: none"
+        );
+        for bad in [&[0u8, 0, 1][..], &[0u8; 20][..]] {
+            let mut b = iscid();
+            param(&mut b, id::COMPRESSION_DICTIONARIES, bad);
+            assert_eq!(
+                TransportParameters::decode(&b),
+                Err(TransportParameterError::InvalidValue(
+                    id::COMPRESSION_DICTIONARIES
+                ))
+            );
+        }
+    }
+
     fn any_params() -> impl Strategy<Value = TransportParameters> {
         let v = 0..=varint::MAX;
         (
@@ -584,27 +655,39 @@ mod tests {
                 v,
                 proptest::option::of(any::<[u8; 16]>()),
             ),
+            (
+                0..=varint::MAX,
+                proptest::collection::vec(any::<u32>(), 0..=MAX_ADVERTISED_DICTIONARIES),
+            ),
         )
-            .prop_map(|((a, b, c, d, e, f), (g, h, i, j), (k, l, m, n, o, p))| {
-                TransportParameters {
-                    max_idle_timeout: a,
-                    max_udp_payload_size: b,
-                    initial_max_data: c,
-                    initial_max_stream_data_bidi_local: d,
-                    initial_max_stream_data_bidi_remote: e,
-                    initial_max_stream_data_uni: f,
-                    initial_max_streams_bidi: g,
-                    initial_max_streams_uni: h,
-                    ack_delay_exponent: i,
-                    max_ack_delay: j,
-                    active_connection_id_limit: k,
-                    original_destination_connection_id: l,
-                    retry_source_connection_id: m,
-                    initial_source_connection_id: Some(n.unwrap_or_default()),
-                    max_datagram_frame_size: o,
-                    stateless_reset_token: p,
-                }
-            })
+            .prop_map(
+                |((a, b, c, d, e, f), (g, h, i, j), (k, l, m, n, o, p), (q, r))| {
+                    let mut dictionaries = AdvertisedDictionaries::default();
+                    for id in r {
+                        dictionaries.insert(DictionaryId(id));
+                    }
+                    TransportParameters {
+                        max_idle_timeout: a,
+                        max_udp_payload_size: b,
+                        initial_max_data: c,
+                        initial_max_stream_data_bidi_local: d,
+                        initial_max_stream_data_bidi_remote: e,
+                        initial_max_stream_data_uni: f,
+                        initial_max_streams_bidi: g,
+                        initial_max_streams_uni: h,
+                        ack_delay_exponent: i,
+                        max_ack_delay: j,
+                        active_connection_id_limit: k,
+                        original_destination_connection_id: l,
+                        retry_source_connection_id: m,
+                        initial_source_connection_id: Some(n.unwrap_or_default()),
+                        max_datagram_frame_size: o,
+                        stateless_reset_token: p,
+                        compression: q,
+                        compression_dictionaries: dictionaries,
+                    }
+                },
+            )
     }
 
     proptest! {

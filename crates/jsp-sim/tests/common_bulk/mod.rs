@@ -55,7 +55,7 @@ impl Bulk {
         Self {
             flows,
             delivered: Default::default(),
-            chunk: vec![0x5a; 256 * 1024],
+            chunk: incompressible(256 * 1024),
         }
     }
 
@@ -109,4 +109,18 @@ impl Bulk {
 /// Goodput in Mbit/s of `bytes` over `d`.
 pub fn mbps(bytes: u64, d: Duration) -> f64 {
     bytes as f64 * 8.0 / d.as_secs_f64() / 1e6
+}
+
+/// `len` pseudo-random bytes (xorshift64), so compression cannot make the link look faster
+/// than it is: these flows measure congestion control, not LZ4.
+fn incompressible(len: usize) -> Vec<u8> {
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 32) as u8
+        })
+        .collect()
 }

@@ -62,6 +62,8 @@ cleanup_interval = "15s"             # how often closed and idle sessions are sw
 
 [transport]
 congestion_control = "bbr"           # "cubic" (default) | "newreno" | "bbr"
+compression = "auto"                 # "auto" (default: LZ4 where it pays) | "on" | "off"
+compression_min_size = 64            # bytes; shorter data is never compressed
 cipher_suites = ["chacha20-poly1305", "aes-256-gcm"]
 initial_rtt = "80ms"
 max_udp_payload_size = 1400

@@ -130,6 +130,11 @@ fn full_server_example_reaches_every_field() {
         CongestionControl::Bbr(BbrConfig::default())
     );
     assert_eq!(
+        t.compression.mode,
+        jsp_proto::compression::CompressionMode::Auto
+    );
+    assert_eq!(t.compression.min_size, 64);
+    assert_eq!(
         t.cipher_suites,
         [CipherSuite::ChaCha20Poly1305, CipherSuite::Aes256Gcm]
     );
@@ -363,6 +368,11 @@ fn values_of_the_wrong_type_or_form_are_errors() {
             "[transport]\ncongestion_control = \"vegas\"",
             "transport.congestion_control",
             "unknown variant `vegas`",
+        ),
+        (
+            "[transport]\ncompression = \"zstd\"",
+            "transport.compression",
+            "unknown variant `zstd`",
         ),
         (
             "[transport]\ncipher_suites = [\"aes-128-gcm\"]",

@@ -167,6 +167,30 @@ impl CongestionName {
     }
 }
 
+/// A compression mode as named in a config file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CompressionName {
+    /// `"off"`: never compress what we send.
+    Off,
+    /// `"on"`: compress every frame of at least `compression_min_size` bytes that shrinks.
+    On,
+    /// `"auto"` (the default): as `on`, but stop trying for a while on incompressible data.
+    Auto,
+}
+
+impl CompressionName {
+    /// The engine's mode.
+    pub fn mode(self) -> jsp_proto::compression::CompressionMode {
+        use jsp_proto::compression::CompressionMode;
+        match self {
+            CompressionName::Off => CompressionMode::Off,
+            CompressionName::On => CompressionMode::On,
+            CompressionName::Auto => CompressionMode::Auto,
+        }
+    }
+}
+
 /// A string parsed with `FromStr`-like function, for list elements.
 macro_rules! parsed_string {
     ($name:ident, $target:ty, $parse:expr, $expected:literal) => {
