@@ -265,6 +265,10 @@ pub struct ServerConfig {
     pub retry: RetryPolicy,
     /// Maximum handshakes in flight; new ones beyond it are refused (or retried).
     pub max_handshakes: usize,
+    /// Maximum handshakes in flight from one IP address (any port), so one address cannot hold
+    /// every slot with half-open handshakes (PROTOCOL.md §12.3). 0 (the default) means a quarter
+    /// of `max_handshakes`, at least 1.
+    pub max_handshakes_per_ip: usize,
     /// Maximum established connections.
     pub max_connections: usize,
     /// How long a Retry token stays valid.
@@ -292,6 +296,7 @@ impl ServerConfig {
             client_auth: ClientAuth::None,
             retry: RetryPolicy::Never,
             max_handshakes: 1024,
+            max_handshakes_per_ip: 0,
             max_connections: 100_000,
             retry_token_lifetime: Duration::from_secs(10),
             tickets_per_connection: 1,
@@ -300,6 +305,14 @@ impl ServerConfig {
             anti_replay_capacity: 100_000,
             max_early_data: 64 * 1024,
             versions: vec![VERSION_1],
+        }
+    }
+
+    /// The effective [`ServerConfig::max_handshakes_per_ip`].
+    pub fn handshake_cap_per_ip(&self) -> usize {
+        match self.max_handshakes_per_ip {
+            0 => (self.max_handshakes / 4).max(1),
+            n => n,
         }
     }
 

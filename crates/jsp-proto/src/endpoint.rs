@@ -526,6 +526,20 @@ impl Endpoint {
         self.handshaking.len()
     }
 
+    /// Handshakes in flight from `ip` (call after [`Endpoint::handshakes_in_flight`] pruned the
+    /// list): O(handshakes in flight), only when a new handshake arrives.
+    fn handshakes_from(&self, ip: core::net::IpAddr) -> usize {
+        self.handshaking
+            .iter()
+            .filter(|h| {
+                self.connections
+                    .get(h.0)
+                    .and_then(Option::as_ref)
+                    .is_some_and(|c| c.remote_address().ip() == ip)
+            })
+            .count()
+    }
+
     /// Handles a datagram from `remote`; `data` is decrypted in place.
     pub fn handle_datagram(&mut self, now: Instant, remote: SocketAddr, data: &mut [u8]) {
         self.reap();
@@ -651,7 +665,10 @@ impl Endpoint {
             self.send_retry(now, remote, version, scid, dcid);
             return;
         }
-        if in_flight >= cfg.max_handshakes || self.connection_count() >= cfg.max_connections {
+        if in_flight >= cfg.max_handshakes
+            || self.connection_count() >= cfg.max_connections
+            || self.handshakes_from(remote.ip()) >= cfg.handshake_cap_per_ip()
+        {
             // PROTOCOL.md §12.3: refuse early rather than degrade existing connections.
             self.stats.refused += 1;
             self.send_busy(remote, version, scid, dcid);
