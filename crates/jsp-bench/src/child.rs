@@ -32,16 +32,38 @@ pub struct ServerProcess {
 }
 
 impl ServerProcess {
-    /// Starts `exe serve --impl kind --workers N` and waits for its
-    /// `READY` line.
+    /// Starts `exe serve --impl kind --workers N --bind IP` and waits for
+    /// its `READY` line.
     pub fn spawn(exe: &Path, kind: ImplKind, opts: &ServeOptions) -> anyhow::Result<Self> {
-        let mut child = Command::new(exe)
+        Self::spawn_wrapped(&[], exe, kind, opts)
+    }
+
+    /// [`ServerProcess::spawn`] through a launcher: `wrapper` is the
+    /// program and arguments put before `exe` (the loss benchmarks start
+    /// servers with `ip netns exec NAMESPACE`).
+    pub fn spawn_wrapped(
+        wrapper: &[&str],
+        exe: &Path,
+        kind: ImplKind,
+        opts: &ServeOptions,
+    ) -> anyhow::Result<Self> {
+        let mut command = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut command = Command::new(program);
+                command.args(args).arg(exe);
+                command
+            }
+            None => Command::new(exe),
+        };
+        let mut child = command
             .args([
                 "serve",
                 "--impl",
                 kind.id(),
                 "--workers",
                 &opts.workers.to_string(),
+                "--bind",
+                &opts.bind.to_string(),
             ])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

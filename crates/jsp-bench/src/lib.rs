@@ -8,6 +8,7 @@
 
 pub mod child;
 pub mod latency;
+pub mod lossy;
 pub mod machine;
 pub mod model;
 pub mod peers;

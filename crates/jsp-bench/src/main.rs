@@ -2,6 +2,7 @@
 //! `--smoke`; `jsp-bench serve --impl X` is the child-process server the
 //! harness starts itself.
 
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -9,12 +10,13 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
+use jsp_bench::lossy::{parse_selection, Harness, LossRunner, PathChoice, Selection};
 use jsp_bench::machine::Machine;
 use jsp_bench::model::{summarize, Report};
 use jsp_bench::peers::{ImplKind, ServeOptions};
 use jsp_bench::plan::{Mode, Plan};
-use jsp_bench::report::{markdown_table, splice, text_table, write_json};
-use jsp_bench::runner::{Runner, Scenario};
+use jsp_bench::report::{is_loss_row, markdown_table, splice, splice_loss, text_table, write_json};
+use jsp_bench::runner::{Outcome, Runner, Scenario};
 use jsp_bench::serve::serve_main;
 use jsp_bench::svg::write_charts;
 
@@ -40,9 +42,17 @@ struct Cli {
     /// Implementations to measure (default: all).
     #[arg(long = "impl", value_enum, value_delimiter = ',')]
     impls: Vec<ImplKind>,
-    /// Scenarios to run (default: all).
-    #[arg(long = "scenario", value_enum, value_delimiter = ',')]
-    scenarios: Vec<Scenario>,
+    /// Scenarios to run (default: every scenario of the main plan). The loss
+    /// benchmarks are their own group: `loss` (real sockets through a lossy
+    /// link), `sim-loss` (the simulator, needs `--features sim`), or single
+    /// ones such as `loss-5-20`, `burst-100`, `sim-loss-10-20`.
+    #[arg(long = "scenario", value_delimiter = ',', value_parser = parse_selection)]
+    scenarios: Vec<Selection>,
+    /// The real-socket path of the loss benchmarks: network namespaces
+    /// joined by TUN devices (`tun`, needs root), a lossy UDP relay on
+    /// loopback (`udp`, UDP peers only), or the first that works (`auto`).
+    #[arg(long, value_enum, default_value_t = PathChoice::Auto)]
+    loss_path: PathChoice,
     /// Write machine-readable results here.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -67,15 +77,20 @@ enum Command {
         /// Workers for multi-socket servers (0: one per core).
         #[arg(long, default_value_t = 0)]
         workers: usize,
+        /// The address to bind (port 0).
+        #[arg(long, default_value = "127.0.0.1")]
+        bind: IpAddr,
     },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Some(Command::Serve { kind, workers }) => {
-            serve_main(kind, ServeOptions { workers }).map(|()| true)
-        }
+        Some(Command::Serve {
+            kind,
+            workers,
+            bind,
+        }) => serve_main(kind, ServeOptions { workers, bind }).map(|()| true),
         None => bench(&cli),
     };
     match result {
@@ -100,6 +115,7 @@ fn bench(cli: &Cli) -> anyhow::Result<bool> {
     let mut plan = Plan::for_mode(mode);
     if let Some(runs) = cli.runs {
         plan.runs = runs.max(1);
+        plan.loss.runs = runs.max(1);
     }
     let impls = if cli.impls.is_empty() {
         vec![
@@ -112,34 +128,62 @@ fn bench(cli: &Cli) -> anyhow::Result<bool> {
     } else {
         cli.impls.clone()
     };
-    let scenarios = if cli.scenarios.is_empty() {
-        Scenario::ALL.to_vec()
-    } else {
-        cli.scenarios.clone()
+    let mut scenarios: Vec<Scenario> = Vec::new();
+    let (mut loss_real, mut loss_sim) = (Vec::new(), Vec::new());
+    for selection in &cli.scenarios {
+        match selection {
+            Selection::Classic(s) if !scenarios.contains(s) => scenarios.push(*s),
+            Selection::Classic(_) => {}
+            Selection::Loss(Harness::Real, list) => loss_real.extend(list.iter().copied()),
+            Selection::Loss(Harness::Sim, list) => loss_sim.extend(list.iter().copied()),
+        }
+    }
+    if cli.scenarios.is_empty() {
+        scenarios = Scenario::ALL.to_vec();
+    }
+    // JSP_BENCH_SERVE_EXE runs the servers through another program, e.g. a script that
+    // starts `valgrind --tool=massif jsp-bench "$@"` to profile a server.
+    let exe: PathBuf = match std::env::var_os("JSP_BENCH_SERVE_EXE") {
+        Some(exe) => exe.into(),
+        None => std::env::current_exe().context("finding the jsp-bench executable")?,
     };
-    let runner = Runner {
-        // JSP_BENCH_SERVE_EXE runs the servers through another program, e.g. a script that
-        // starts `valgrind --tool=massif jsp-bench "$@"` to profile a server.
-        exe: match std::env::var_os("JSP_BENCH_SERVE_EXE") {
-            Some(exe) => exe.into(),
-            None => std::env::current_exe().context("finding the jsp-bench executable")?,
-        },
-        plan,
-        impls,
-        scenarios,
-        run_timeout: Duration::from_secs(cli.run_timeout.max(1)),
-    };
+    let run_timeout = Duration::from_secs(cli.run_timeout.max(1));
     let machine = Machine::detect();
-    eprintln!(
-        "jsp-bench {mode:?}: {} runs each, {} cores ({}), loopback",
-        runner.plan.runs, machine.cores, machine.cpu
-    );
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("building the client runtime")?;
-    let outcome = runtime.block_on(runner.run());
-    drop(runtime);
+    let mut outcome = Outcome::default();
+    if !scenarios.is_empty() {
+        let runner = Runner {
+            exe: exe.clone(),
+            plan: plan.clone(),
+            impls,
+            scenarios,
+            run_timeout,
+        };
+        eprintln!(
+            "jsp-bench {mode:?}: {} runs each, {} cores ({}), loopback",
+            runner.plan.runs, machine.cores, machine.cpu
+        );
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .context("building the client runtime")?;
+        outcome = runtime.block_on(runner.run());
+        drop(runtime);
+    }
+    if !loss_real.is_empty() || !loss_sim.is_empty() {
+        let loss = LossRunner {
+            exe,
+            plan: plan.loss.clone(),
+            runs: plan.loss.runs,
+            impls: cli.impls.clone(),
+            real: loss_real,
+            sim: loss_sim,
+            path: cli.loss_path,
+            run_timeout,
+        };
+        let more = loss.run();
+        outcome.samples.extend(more.samples);
+        outcome.failures.extend(more.failures);
+    }
     let rows = summarize(&outcome.samples);
     println!("{}", text_table(&rows));
     let report = Report {
@@ -157,21 +201,21 @@ fn bench(cli: &Cli) -> anyhow::Result<bool> {
         }
     }
     if let Some(path) = &cli.update_doc {
-        let doc =
+        let mut doc =
             std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         let m = &report.machine;
-        let section = format!(
-            "Measured with `jsp-bench --{}` on {} ({} cores, {} MiB, Linux {}), commit {}.\n\n{}",
-            report.mode,
-            m.cpu,
-            m.cores,
-            m.memory_mib,
-            m.kernel,
-            m.commit,
-            markdown_table(&report.results)
+        let measured = format!(
+            "Measured with `jsp-bench --{}` on {} ({} cores, {} MiB, Linux {}), commit {}.",
+            report.mode, m.cpu, m.cores, m.memory_mib, m.kernel, m.commit,
         );
-        std::fs::write(path, splice(&doc, &section)?)
-            .with_context(|| format!("writing {}", path.display()))?;
+        let (loss, main): (Vec<_>, Vec<_>) = report.results.iter().cloned().partition(is_loss_row);
+        if !main.is_empty() {
+            doc = splice(&doc, &format!("{measured}\n\n{}", markdown_table(&main)))?;
+        }
+        if !loss.is_empty() {
+            doc = splice_loss(&doc, &format!("{measured}\n\n{}", markdown_table(&loss)))?;
+        }
+        std::fs::write(path, doc).with_context(|| format!("writing {}", path.display()))?;
         eprintln!("updated {}", path.display());
     }
     for failure in &outcome.failures {

@@ -34,7 +34,11 @@ pub enum Better {
 
 /// Which direction is better for a metric identifier.
 pub fn better(metric: &str) -> Better {
-    if metric.ends_with("_gbps") || metric.ends_with("per_sec") || metric == "resumed_ratio" {
+    if metric.ends_with("_gbps")
+        || metric.ends_with("per_sec")
+        || metric == "resumed_ratio"
+        || metric.starts_with("goodput")
+    {
         Better::Higher
     } else {
         Better::Lower
@@ -162,5 +166,9 @@ mod tests {
         assert_eq!(better("per_sec"), Better::Higher);
         assert_eq!(better("p99_us"), Better::Lower);
         assert_eq!(better("bytes_per_conn"), Better::Lower);
+        assert_eq!(better("goodput_ratio"), Better::Higher);
+        assert_eq!(better("goodput_mbps"), Better::Higher);
+        assert_eq!(better("deadline_miss_ratio"), Better::Lower);
+        assert_eq!(better("wire_bytes_per_useful_byte"), Better::Lower);
     }
 }

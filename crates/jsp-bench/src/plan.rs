@@ -2,6 +2,8 @@
 //! works, measures nothing worth reading), `quick` (under three minutes on
 //! two cores) and `full`.
 
+use std::time::Duration;
+
 use serde::{Deserialize, Serialize};
 
 /// The size of a benchmark run.
@@ -50,6 +52,79 @@ pub struct Plan {
     pub datagrams: usize,
     /// Connections in the multi-core `scaling` scenario.
     pub scaling_conns: usize,
+    /// The loss benchmarks (`--scenario loss`, `--scenario sim-loss`).
+    pub loss: LossPlan,
+}
+
+/// Sizes of the loss benchmarks (their own group: never part of a run
+/// without `--scenario`).
+#[derive(Clone, Debug)]
+pub struct LossPlan {
+    /// Repetitions (a `--runs` given on the command line wins).
+    pub runs: usize,
+    /// Bottleneck rate of the emulated link (both directions), bits/s.
+    pub rate_bps: u64,
+    /// Bulk: time before the goodput window (slow start, window growth).
+    pub bulk_warmup: Duration,
+    /// Bulk: the goodput window.
+    pub bulk_window: Duration,
+    /// Real-time messages per second.
+    pub rt_rate: u32,
+    /// Real-time messages per run.
+    pub rt_messages: usize,
+    /// Simulator: bottleneck rate (smaller in smoke mode: debug builds).
+    pub sim_rate_bps: u64,
+    /// Simulator: bulk warm-up.
+    pub sim_bulk_warmup: Duration,
+    /// Simulator: bulk window.
+    pub sim_bulk_window: Duration,
+    /// Simulator: real-time messages per run.
+    pub sim_rt_messages: usize,
+}
+
+impl LossPlan {
+    /// The loss sizes for `mode`.
+    pub fn for_mode(mode: Mode) -> Self {
+        let secs = Duration::from_secs_f64;
+        match mode {
+            Mode::Smoke => LossPlan {
+                runs: 1,
+                rate_bps: 100_000_000,
+                bulk_warmup: secs(0.5),
+                bulk_window: secs(0.5),
+                rt_rate: 100,
+                rt_messages: 50,
+                sim_rate_bps: 10_000_000,
+                sim_bulk_warmup: secs(0.5),
+                sim_bulk_window: secs(0.5),
+                sim_rt_messages: 50,
+            },
+            Mode::Quick => LossPlan {
+                runs: 1,
+                rate_bps: 100_000_000,
+                bulk_warmup: secs(1.0),
+                bulk_window: secs(2.0),
+                rt_rate: 100,
+                rt_messages: 300,
+                sim_rate_bps: 100_000_000,
+                sim_bulk_warmup: secs(1.0),
+                sim_bulk_window: secs(3.0),
+                sim_rt_messages: 1_000,
+            },
+            Mode::Full => LossPlan {
+                runs: 3,
+                rate_bps: 100_000_000,
+                bulk_warmup: secs(2.0),
+                bulk_window: secs(10.0),
+                rt_rate: 100,
+                rt_messages: 3_000,
+                sim_rate_bps: 100_000_000,
+                sim_bulk_warmup: secs(2.0),
+                sim_bulk_window: secs(10.0),
+                sim_rt_messages: 10_000,
+            },
+        }
+    }
 }
 
 impl Plan {
@@ -72,6 +147,7 @@ impl Plan {
                 stream_concurrency: 20,
                 datagrams: 1_000,
                 scaling_conns: 2,
+                loss: LossPlan::for_mode(mode),
             },
             Mode::Quick => Plan {
                 mode,
@@ -89,6 +165,7 @@ impl Plan {
                 stream_concurrency: 50,
                 datagrams: 50_000,
                 scaling_conns: 8,
+                loss: LossPlan::for_mode(mode),
             },
             Mode::Full => Plan {
                 mode,
@@ -106,6 +183,7 @@ impl Plan {
                 stream_concurrency: 50,
                 datagrams: 500_000,
                 scaling_conns: 8,
+                loss: LossPlan::for_mode(mode),
             },
         }
     }

@@ -10,9 +10,22 @@ use anyhow::Context;
 use crate::model::{better, Better, Report, ResultRow};
 
 /// Implementations in column order.
-const COLUMNS: [&str; 7] = [
-    "jsp", "jsp-1452", "jsp-pool", "quinn", "tcp-tls", "tcp", "udp",
+const COLUMNS: [&str; 8] = [
+    "jsp",
+    "jsp-1452",
+    "jsp-pool",
+    "jsp-nofec",
+    "quinn",
+    "tcp-tls",
+    "tcp",
+    "udp",
 ];
+
+/// Whether a row belongs to the loss benchmarks (their own section of the
+/// document).
+pub fn is_loss_row(row: &ResultRow) -> bool {
+    crate::lossy::LossScenario::by_id(&row.scenario).is_some()
+}
 
 /// The ratio a row reports: JetStreamProto over quinn, or for `scaling`
 /// the pool over a single endpoint.
@@ -182,17 +195,37 @@ pub const DOC_BEGIN: &str = "<!-- results:begin (written by jsp-bench --update-d
 /// See [`DOC_BEGIN`].
 pub const DOC_END: &str = "<!-- results:end -->";
 
+/// The marker lines between which `--update-doc` writes the loss results.
+pub const LOSS_DOC_BEGIN: &str = "<!-- loss-results:begin (written by jsp-bench --update-doc) -->";
+/// See [`LOSS_DOC_BEGIN`].
+pub const LOSS_DOC_END: &str = "<!-- loss-results:end -->";
+
 /// Replaces the text between [`DOC_BEGIN`] and [`DOC_END`] in `doc` with
 /// `section`.
 pub fn splice(doc: &str, section: &str) -> anyhow::Result<String> {
+    splice_between(doc, DOC_BEGIN, DOC_END, section)
+}
+
+/// Replaces the text between [`LOSS_DOC_BEGIN`] and [`LOSS_DOC_END`] in
+/// `doc` with `section`.
+pub fn splice_loss(doc: &str, section: &str) -> anyhow::Result<String> {
+    splice_between(doc, LOSS_DOC_BEGIN, LOSS_DOC_END, section)
+}
+
+fn splice_between(
+    doc: &str,
+    begin_marker: &str,
+    end_marker: &str,
+    section: &str,
+) -> anyhow::Result<String> {
     let begin = doc
-        .find(DOC_BEGIN)
-        .context("the document has no results:begin marker")?;
+        .find(begin_marker)
+        .with_context(|| format!("the document has no {begin_marker} marker"))?;
     let end = doc
-        .find(DOC_END)
-        .context("the document has no results:end marker")?;
+        .find(end_marker)
+        .with_context(|| format!("the document has no {end_marker} marker"))?;
     anyhow::ensure!(begin < end, "the results markers are out of order");
-    let head = &doc[..begin + DOC_BEGIN.len()];
+    let head = &doc[..begin + begin_marker.len()];
     Ok(format!("{head}\n{section}{}", &doc[end..]))
 }
 

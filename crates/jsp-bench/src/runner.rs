@@ -10,10 +10,7 @@ use anyhow::Context;
 
 use crate::child::ServerProcess;
 use crate::model::Sample;
-use crate::peers::{
-    jsp::JspClient, quinn::QuinnClient, tcp::TcpClient, tcp::TcpTlsClient, udp::UdpClient,
-    ImplKind, ServeOptions, ServerInfo,
-};
+use crate::peers::{ImplKind, ServeOptions, ServerInfo};
 use crate::plan::Plan;
 use crate::scenarios::{bulk, datagrams, handshake, idle, rr, streams, Measure};
 
@@ -111,33 +108,41 @@ impl Scenario {
     }
 }
 
-/// Runs the scenario bodies with the client type of an implementation.
+/// Runs the scenario bodies with the client type of an implementation
+/// (also used by the loss runner, [`crate::lossy`]).
 macro_rules! with_client {
     ($kind:expr, $client:ident => $body:expr) => {
         match $kind {
-            ImplKind::Jsp | ImplKind::JspPool | ImplKind::Jsp1452 => {
-                type $client = JspClient;
+            $crate::peers::ImplKind::Jsp
+            | $crate::peers::ImplKind::JspPool
+            | $crate::peers::ImplKind::Jsp1452 => {
+                type $client = $crate::peers::jsp::JspClient;
                 $body
             }
-            ImplKind::Quinn => {
-                type $client = QuinnClient;
+            $crate::peers::ImplKind::JspNofec => {
+                type $client = $crate::peers::jsp_nofec::JspNofecClient;
                 $body
             }
-            ImplKind::TcpTls => {
-                type $client = TcpTlsClient;
+            $crate::peers::ImplKind::Quinn => {
+                type $client = $crate::peers::quinn::QuinnClient;
                 $body
             }
-            ImplKind::Tcp => {
-                type $client = TcpClient;
+            $crate::peers::ImplKind::TcpTls => {
+                type $client = $crate::peers::tcp::TcpTlsClient;
                 $body
             }
-            ImplKind::Udp => {
-                type $client = UdpClient;
+            $crate::peers::ImplKind::Tcp => {
+                type $client = $crate::peers::tcp::TcpClient;
+                $body
+            }
+            $crate::peers::ImplKind::Udp => {
+                type $client = $crate::peers::udp::UdpClient;
                 $body
             }
         }
     };
 }
+pub(crate) use with_client;
 
 /// What the runner needs to know.
 pub struct Runner {
@@ -263,7 +268,7 @@ impl Runner {
     }
 
     fn spawn(&self, kind: ImplKind) -> anyhow::Result<ServerProcess> {
-        ServerProcess::spawn(&self.exe, kind, &ServeOptions { workers: 0 })
+        ServerProcess::spawn(&self.exe, kind, &ServeOptions::default())
     }
 
     async fn measure(

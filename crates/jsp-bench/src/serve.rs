@@ -9,6 +9,7 @@ use anyhow::Context;
 use crate::child::READY_PREFIX;
 use crate::peers::{
     jsp::{Jsp1452Server, JspPoolServer, JspServer},
+    jsp_nofec::JspNofecServer,
     quinn::QuinnServer,
     tcp::{TcpServer, TcpTlsServer},
     udp::UdpServer,
@@ -31,6 +32,7 @@ pub fn serve_main(kind: ImplKind, opts: ServeOptions) -> anyhow::Result<()> {
             ImplKind::TcpTls => TcpTlsServer::start(&opts).await,
             ImplKind::Tcp => TcpServer::start(&opts).await,
             ImplKind::Udp => UdpServer::start(&opts).await,
+            ImplKind::JspNofec => JspNofecServer::start(&opts).await,
         }
     })?;
     println!("{READY_PREFIX}{}", serde_json::to_string(&info)?);

@@ -30,6 +30,7 @@ fn colour(implementation: &str) -> &'static str {
         "jsp" => "#1f77b4",
         "jsp-pool" => "#17becf",
         "jsp-1452" => "#aec7e8",
+        "jsp-nofec" => "#9edae5",
         "quinn" => "#ff7f0e",
         "tcp-tls" => "#2ca02c",
         "tcp" => "#7f7f7f",
@@ -66,6 +67,8 @@ pub fn bar_chart(title: &str, axis_label: &str, groups: &[Group], log: bool) -> 
     } else {
         (0.0, max * 1.1)
     };
+    // Wide enough for every cluster's label (the loss charts have twelve).
+    let width = WIDTH.max(LEFT + RIGHT + 80.0 * groups.len() as f64);
     let plot_h = HEIGHT - TOP - BOTTOM;
     let scale = |v: f64| -> f64 {
         let t = if log {
@@ -78,13 +81,13 @@ pub fn bar_chart(title: &str, axis_label: &str, groups: &[Group], log: bool) -> 
     let mut svg = String::new();
     let _ = writeln!(
         svg,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" font-family="sans-serif" font-size="12">"#
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{HEIGHT}" font-family="sans-serif" font-size="12">"#
     );
     let _ = writeln!(svg, r#"<rect width="100%" height="100%" fill="white"/>"#);
     let _ = writeln!(
         svg,
         r#"<text x="{}" y="22" font-size="15" text-anchor="middle">{}</text>"#,
-        WIDTH / 2.0,
+        width / 2.0,
         escape(title)
     );
     // Axis and grid.
@@ -98,7 +101,7 @@ pub fn bar_chart(title: &str, axis_label: &str, groups: &[Group], log: bool) -> 
         let _ = writeln!(
             svg,
             r##"<line x1="{LEFT}" y1="{y:.1}" x2="{:.1}" y2="{y:.1}" stroke="#ddd"/><text x="{:.1}" y="{:.1}" text-anchor="end">{}</text>"##,
-            WIDTH - RIGHT,
+            width - RIGHT,
             LEFT - 6.0,
             y + 4.0,
             number(tick)
@@ -111,7 +114,7 @@ pub fn bar_chart(title: &str, axis_label: &str, groups: &[Group], log: bool) -> 
         escape(axis_label)
     );
     // Bars.
-    let group_w = (WIDTH - LEFT - RIGHT) / groups.len().max(1) as f64;
+    let group_w = (width - LEFT - RIGHT) / groups.len().max(1) as f64;
     for (g, group) in groups.iter().enumerate() {
         let n = group.bars.len().max(1) as f64;
         let bar_w = (group_w * 0.8 / n).min(48.0);
@@ -191,8 +194,27 @@ fn groups(rows: &[ResultRow], selections: &[(&str, &str, &str)]) -> Vec<Group> {
         .collect()
 }
 
-/// Writes throughput.svg, latency.svg, handshake.svg and memory.svg into
-/// `dir`; returns the file names written.
+/// Groups for one metric over the loss scenarios (real-socket names, or
+/// the simulator's with `sim`), labelled by loss and RTT, in scenario order.
+fn loss_groups(rows: &[ResultRow], metric: &str, sim: bool) -> Vec<Group> {
+    let labels: Vec<(&str, String)> = crate::lossy::SCENARIOS
+        .iter()
+        .map(|s| {
+            let id = if sim { s.sim_id } else { s.id };
+            (id, format!("{} {}ms", s.loss_label(), s.rtt_ms))
+        })
+        .collect();
+    let selections: Vec<(&str, &str, &str)> = labels
+        .iter()
+        .map(|(id, label)| (*id, metric, label.as_str()))
+        .collect();
+    groups(rows, &selections)
+}
+
+/// Writes throughput.svg, latency.svg, handshake.svg and memory.svg, and
+/// for the loss benchmarks loss_goodput.svg and loss_rt_p99.svg (and
+/// sim_loss_goodput.svg, sim_loss_rt_p99.svg), into `dir`, each only if
+/// its data was measured; returns the file names written.
 pub fn write_charts(dir: &Path, rows: &[ResultRow]) -> anyhow::Result<Vec<String>> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let charts = [
@@ -246,6 +268,34 @@ pub fn write_charts(dir: &Path, rows: &[ResultRow]) -> anyhow::Result<Vec<String
             "bytes",
             false,
             groups(rows, &[("idle_conns", "bytes_per_conn", "per connection")]),
+        ),
+        (
+            "loss_goodput.svg",
+            "Bulk goodput under loss / lossless goodput on the same link (median)",
+            "goodput ratio",
+            false,
+            loss_groups(rows, "goodput_ratio", false),
+        ),
+        (
+            "loss_rt_p99.svg",
+            "100-byte messages at a fixed rate under loss: p99 round trip (log scale)",
+            "milliseconds",
+            true,
+            loss_groups(rows, "rt_p99_ms", false),
+        ),
+        (
+            "sim_loss_goodput.svg",
+            "Simulator: goodput under loss / lossless goodput (median)",
+            "goodput ratio",
+            false,
+            loss_groups(rows, "goodput_ratio", true),
+        ),
+        (
+            "sim_loss_rt_p99.svg",
+            "Simulator: p99 round trip of 100-byte messages under loss (log scale)",
+            "milliseconds",
+            true,
+            loss_groups(rows, "rt_p99_ms", true),
         ),
     ];
     let mut written = Vec::new();

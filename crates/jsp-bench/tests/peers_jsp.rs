@@ -93,7 +93,11 @@ async fn datagram_round_trip(conn: &JspConn, data: Bytes) -> anyhow::Result<()> 
 /// Starts server `S` with `workers` and checks every part of the contract
 /// on one connection of a [`JspClient`].
 async fn check_contract<S: BenchServer>(workers: usize) -> anyhow::Result<()> {
-    let info = S::start(&ServeOptions { workers }).await?;
+    let info = S::start(&ServeOptions {
+        workers,
+        ..Default::default()
+    })
+    .await?;
     ensure!(info.addr.ip().is_loopback(), "listens on {}", info.addr);
     let client = JspClient::new(&info).await?;
     let conn = Arc::new(bounded("connect", client.connect()).await??);
@@ -220,7 +224,11 @@ impl Relay {
 /// written next leaves as 0-RTT data), that the session was resumed, and
 /// that a resumed connection leaves a ticket for the next resumption.
 async fn check_resumption<S: BenchServer>(workers: usize) -> anyhow::Result<()> {
-    let info = S::start(&ServeOptions { workers }).await?;
+    let info = S::start(&ServeOptions {
+        workers,
+        ..Default::default()
+    })
+    .await?;
     let relay = Relay::start(info.addr).await?;
     let client = JspClient::new(&ServerInfo {
         addr: relay.addr,
@@ -290,7 +298,11 @@ async fn pool_server_resumes_with_0rtt() -> anyhow::Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resumption_without_a_ticket_fails_clearly() -> anyhow::Result<()> {
-    let info = JspServer::start(&ServeOptions { workers: 0 }).await?;
+    let info = JspServer::start(&ServeOptions {
+        workers: 0,
+        ..Default::default()
+    })
+    .await?;
     let client = JspClient::new(&info).await?;
     let r = bounded("connect_resumed", client.connect_resumed()).await?;
     ensure!(r.is_err(), "resumed without any ticket");

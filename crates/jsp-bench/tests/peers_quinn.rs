@@ -35,7 +35,10 @@ async fn datagram_echo<C: BenchConn>(conn: &C, data: Bytes) -> anyhow::Result<By
 async fn start() -> anyhow::Result<(ServerInfo, QuinnClient)> {
     let info = bounded(
         "server start",
-        QuinnServer::start(&ServeOptions { workers: 1 }),
+        QuinnServer::start(&ServeOptions {
+            workers: 1,
+            ..Default::default()
+        }),
     )
     .await?;
     ensure!(info.addr.ip().is_loopback());

@@ -45,7 +45,10 @@ async fn check_contract<C: BenchClient>(client: &C) -> anyhow::Result<()> {
 async fn tls_contract_resumption_and_key_exchange() -> anyhow::Result<()> {
     let info = bounded(
         "server start",
-        TcpTlsServer::start(&ServeOptions { workers: 1 }),
+        TcpTlsServer::start(&ServeOptions {
+            workers: 1,
+            ..Default::default()
+        }),
     )
     .await?;
     ensure!(info.addr.ip().is_loopback());
@@ -87,7 +90,10 @@ async fn tls_contract_resumption_and_key_exchange() -> anyhow::Result<()> {
 async fn tcp_contract() -> anyhow::Result<()> {
     let info = bounded(
         "server start",
-        TcpServer::start(&ServeOptions { workers: 1 }),
+        TcpServer::start(&ServeOptions {
+            workers: 1,
+            ..Default::default()
+        }),
     )
     .await?;
     ensure!(info.addr.ip().is_loopback());

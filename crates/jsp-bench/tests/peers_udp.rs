@@ -39,7 +39,10 @@ async fn udp_contract() -> anyhow::Result<()> {
 
     let info = bounded(
         "server start",
-        UdpServer::start(&ServeOptions { workers: 1 }),
+        UdpServer::start(&ServeOptions {
+            workers: 1,
+            ..Default::default()
+        }),
     )
     .await?;
     ensure!(info.addr.ip().is_loopback());

@@ -15,7 +15,7 @@
 //! new one.
 
 use std::collections::VecDeque;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -31,7 +31,11 @@ use jsp_proto::identity::{Fingerprint, Identity};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::Notify;
 
-use super::{BenchClient, BenchConn, BenchServer, ServeOptions, ServerInfo, CMD_ECHO, CMD_SINK};
+use super::{
+    client_bind_addr, progress_due, BenchClient, BenchConn, BenchServer, ServeOptions, ServerInfo,
+    CMD_ECHO, CMD_SINK, CMD_SINK_PROGRESS,
+};
+use crate::latency::now;
 
 /// Most live connections per server endpoint (per worker for the pool):
 /// room for the idle-connection scenario (10,000+) and the handshake-rate
@@ -89,7 +93,7 @@ const MAX_TICKETS: usize = 1024;
 
 /// The transport settings both sides use: the defaults plus the idle
 /// timeout, heartbeats and stream limit above.
-fn transport() -> TransportConfig {
+pub(crate) fn transport() -> TransportConfig {
     TransportConfig {
         idle_timeout: IDLE_TIMEOUT,
         heartbeat_interval: HEARTBEAT_INTERVAL,
@@ -111,7 +115,9 @@ fn server_config() -> anyhow::Result<(ServerConfig, Fingerprint)> {
 }
 
 /// [`server_config`] with the given transport settings.
-fn server_config_with(transport: TransportConfig) -> anyhow::Result<(ServerConfig, Fingerprint)> {
+pub(crate) fn server_config_with(
+    transport: TransportConfig,
+) -> anyhow::Result<(ServerConfig, Fingerprint)> {
     let identity = Identity::generate(default_provider().as_ref())
         .context("generating the server identity")?;
     let fingerprint = identity.fingerprint();
@@ -124,11 +130,6 @@ fn server_config_with(transport: TransportConfig) -> anyhow::Result<(ServerConfi
     config.ticket_lifetime = TICKET_LIFETIME;
     config.validate().context("server configuration")?;
     Ok((config, fingerprint))
-}
-
-/// The loopback address, port 0.
-fn loopback_any_port() -> SocketAddr {
-    SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0)
 }
 
 /// Serves one accepted connection: once its handshake completed (the
@@ -182,6 +183,23 @@ async fn serve_stream(mut send: SendStream, mut recv: RecvStream) -> std::io::Re
             }
             send.write_all(&buf[..n]).await?;
         },
+        CMD_SINK_PROGRESS => {
+            let mut total = 0u64;
+            let mut reported = None;
+            loop {
+                let n = recv.read(&mut buf).await?;
+                if n == 0 {
+                    break;
+                }
+                total += n as u64;
+                let t = now();
+                if progress_due(reported, t) {
+                    send.write_all(&total.to_le_bytes()).await?;
+                    reported = Some(t);
+                }
+            }
+            send.write_all(&total.to_le_bytes()).await?;
+        }
         other => {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::InvalidData,
@@ -196,8 +214,8 @@ async fn serve_stream(mut send: SendStream, mut recv: RecvStream) -> std::io::Re
 pub struct JspServer;
 
 impl BenchServer for JspServer {
-    async fn start(_opts: &ServeOptions) -> anyhow::Result<ServerInfo> {
-        start_endpoint(server_config()?).await
+    async fn start(opts: &ServeOptions) -> anyhow::Result<ServerInfo> {
+        start_endpoint(opts, server_config()?).await
     }
 }
 
@@ -211,22 +229,23 @@ pub const LIKE_QUINN_MAX_UDP_PAYLOAD: u16 = 1452;
 pub struct Jsp1452Server;
 
 impl BenchServer for Jsp1452Server {
-    async fn start(_opts: &ServeOptions) -> anyhow::Result<ServerInfo> {
+    async fn start(opts: &ServeOptions) -> anyhow::Result<ServerInfo> {
         let transport = TransportConfig {
             max_udp_payload_size: LIKE_QUINN_MAX_UDP_PAYLOAD,
             ..transport()
         };
-        start_endpoint(server_config_with(transport)?).await
+        start_endpoint(opts, server_config_with(transport)?).await
     }
 }
 
-/// Binds one endpoint with `config` and serves it.
-async fn start_endpoint(
+/// Binds one endpoint with `config` on `opts.bind` and serves it.
+pub(crate) async fn start_endpoint(
+    opts: &ServeOptions,
     (config, fingerprint): (ServerConfig, Fingerprint),
 ) -> anyhow::Result<ServerInfo> {
     {
         let endpoint =
-            Endpoint::server(loopback_any_port(), config).context("binding the jsp server")?;
+            Endpoint::server(opts.bind_addr(), config).context("binding the jsp server")?;
         let addr = endpoint.local_addr();
         tokio::spawn(async move {
             while let Some(conn) = endpoint.accept().await {
@@ -250,7 +269,7 @@ pub struct JspPoolServer;
 impl BenchServer for JspPoolServer {
     async fn start(opts: &ServeOptions) -> anyhow::Result<ServerInfo> {
         let (config, fingerprint) = server_config()?;
-        let pool = ServerPool::bind(loopback_any_port(), config, opts.workers)
+        let pool = ServerPool::bind(opts.bind_addr(), config, opts.workers)
             .context("binding the jsp server pool")?;
         let addr = pool.local_addr();
         tokio::spawn(async move {
@@ -334,27 +353,7 @@ impl BenchClient for JspClient {
     type Conn = JspConn;
 
     async fn new(server: &ServerInfo) -> anyhow::Result<Self> {
-        let fingerprint: Fingerprint = server
-            .trust
-            .parse()
-            .with_context(|| format!("server fingerprint {:?}", server.trust))?;
-        let mut config = ClientConfig::new(TrustPolicy::pinned(fingerprint));
-        config.transport = transport();
-        config.validate().context("client configuration")?;
-        let ip = match (server.addr.ip().is_loopback(), server.addr) {
-            (true, SocketAddr::V4(_)) => IpAddr::V4(Ipv4Addr::LOCALHOST),
-            (true, SocketAddr::V6(_)) => IpAddr::V6(Ipv6Addr::LOCALHOST),
-            (false, SocketAddr::V4(_)) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-            (false, SocketAddr::V6(_)) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
-        };
-        let endpoint =
-            Endpoint::client(SocketAddr::new(ip, 0)).context("binding the jsp client")?;
-        Ok(Self {
-            endpoint,
-            server: server.addr,
-            config: Arc::new(config),
-            tickets: Arc::default(),
-        })
+        Self::with_transport(server, transport())
     }
 
     async fn connect(&self) -> anyhow::Result<JspConn> {
@@ -386,6 +385,31 @@ impl BenchClient for JspClient {
             .context("jsp resumed connect")?;
         self.tickets.harvest(conn.clone());
         Ok(Some(JspConn { conn }))
+    }
+}
+
+impl JspClient {
+    /// A client for `server` with the given transport settings (the
+    /// `jsp-nofec` client differs from this one only there).
+    pub(crate) fn with_transport(
+        server: &ServerInfo,
+        transport: TransportConfig,
+    ) -> anyhow::Result<Self> {
+        let fingerprint: Fingerprint = server
+            .trust
+            .parse()
+            .with_context(|| format!("server fingerprint {:?}", server.trust))?;
+        let mut config = ClientConfig::new(TrustPolicy::pinned(fingerprint));
+        config.transport = transport;
+        config.validate().context("client configuration")?;
+        let endpoint =
+            Endpoint::client(client_bind_addr(server.addr)).context("binding the jsp client")?;
+        Ok(Self {
+            endpoint,
+            server: server.addr,
+            config: Arc::new(config),
+            tickets: Arc::default(),
+        })
     }
 }
 

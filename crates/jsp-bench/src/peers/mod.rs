@@ -15,16 +15,23 @@
 //!   - [`CMD_ECHO`] (`b'E'`): the server writes back every byte it reads,
 //!     as soon as it reads it, and finishes its side at the end of the
 //!     stream.
+//!   - [`CMD_SINK_PROGRESS`] (`b'P'`): like [`CMD_SINK`], but while reading
+//!     the server also reports the running byte count (a little-endian
+//!     `u64`) at most every [`PROGRESS_INTERVAL`], so a client can measure
+//!     goodput over a time window without finishing the stream (the loss
+//!     benchmarks). The last count follows the end of the stream.
 //! - Every datagram the server receives is sent back unchanged.
 
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 pub mod jsp;
+pub mod jsp_nofec;
 pub mod quinn;
 pub mod tcp;
 pub mod tls_cert;
@@ -34,6 +41,20 @@ pub mod udp;
 pub const CMD_SINK: u8 = b'S';
 /// First byte of a stream: echo everything back.
 pub const CMD_ECHO: u8 = b'E';
+/// First byte of a stream: read everything, reporting the byte count as it
+/// grows (at most every [`PROGRESS_INTERVAL`]) and once more at the end.
+pub const CMD_SINK_PROGRESS: u8 = b'P';
+
+/// Shortest time between two progress reports of a [`CMD_SINK_PROGRESS`]
+/// stream: fine enough to time a window of a second, coarse enough that
+/// the reports add next to nothing to the return path.
+pub const PROGRESS_INTERVAL: Duration = Duration::from_millis(10);
+
+/// Whether a [`CMD_SINK_PROGRESS`] server reports `total` now, given when
+/// it last reported: at least [`PROGRESS_INTERVAL`] ago (or never).
+pub fn progress_due(last: Option<std::time::Instant>, now: std::time::Instant) -> bool {
+    last.is_none_or(|last| now.saturating_duration_since(last) >= PROGRESS_INTERVAL)
+}
 
 /// The largest datagram payload the scenarios send (fits every
 /// implementation's datagram limit on loopback).
@@ -61,6 +82,12 @@ pub enum ImplKind {
     Tcp,
     /// Plain UDP echo, no encryption: a ceiling (datagrams only).
     Udp,
+    /// JetStreamProto with forward error correction off and nothing else
+    /// changed (loss benchmarks only): retransmission-only recovery. See
+    /// [`jsp_nofec::disable_fec`], the one place it differs from `jsp`.
+    #[value(name = "jsp-nofec")]
+    #[serde(rename = "jsp-nofec")]
+    JspNofec,
 }
 
 impl ImplKind {
@@ -74,6 +101,7 @@ impl ImplKind {
             ImplKind::TcpTls => "tcp-tls",
             ImplKind::Tcp => "tcp",
             ImplKind::Udp => "udp",
+            ImplKind::JspNofec => "jsp-nofec",
         }
     }
 }
@@ -84,6 +112,39 @@ pub struct ServeOptions {
     /// Worker count for implementations that can spread over cores
     /// (`jsp-pool`); the others ignore it.
     pub workers: usize,
+    /// The address the server binds (port 0): 127.0.0.1, or the server's
+    /// address inside a loss benchmark's network namespace.
+    pub bind: IpAddr,
+}
+
+impl Default for ServeOptions {
+    /// One worker per core, on 127.0.0.1.
+    fn default() -> Self {
+        ServeOptions {
+            workers: 0,
+            bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
+        }
+    }
+}
+
+impl ServeOptions {
+    /// The address to bind: [`ServeOptions::bind`], port 0.
+    pub fn bind_addr(&self) -> SocketAddr {
+        SocketAddr::new(self.bind, 0)
+    }
+}
+
+/// The unspecified address of `server`'s family, or its loopback address
+/// when `server` is on loopback: where a client socket binds so that it can
+/// reach `server` (on loopback, or through a loss benchmark's namespace).
+pub fn client_bind_addr(server: SocketAddr) -> SocketAddr {
+    let ip = match (server.ip().is_loopback(), server) {
+        (true, SocketAddr::V4(_)) => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        (true, SocketAddr::V6(_)) => IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
+        (false, SocketAddr::V4(_)) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        (false, SocketAddr::V6(_)) => IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
+    };
+    SocketAddr::new(ip, 0)
 }
 
 /// What a started server tells the clients: where it listens and how to
@@ -100,7 +161,8 @@ pub struct ServerInfo {
 
 /// The server side of one implementation.
 pub trait BenchServer {
-    /// Binds on 127.0.0.1 (port 0), spawns the serving tasks on the current
+    /// Binds on [`ServeOptions::bind_addr`] (127.0.0.1 unless a loss
+    /// benchmark says otherwise, port 0), spawns the serving tasks on the current
     /// tokio runtime and returns once the server accepts connections. The
     /// serving tasks run until the process exits.
     fn start(opts: &ServeOptions) -> impl Future<Output = anyhow::Result<ServerInfo>> + Send;

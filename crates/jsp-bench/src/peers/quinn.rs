@@ -21,7 +21,7 @@
 //! Datagrams use quinn's defaults (enabled, 1.25 MB receive and 1 MiB send
 //! buffers); flow-control windows are quinn's defaults too.
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -34,7 +34,7 @@ use quinn::{
 
 use super::tcp::serve_stream;
 use super::tls_cert::{ClientConfigs, ServerCert, SERVER_NAME};
-use super::{BenchClient, BenchConn, BenchServer, ServeOptions, ServerInfo};
+use super::{client_bind_addr, BenchClient, BenchConn, BenchServer, ServeOptions, ServerInfo};
 
 /// The number of concurrent client-opened bidirectional streams the server
 /// allows per connection: quinn's default, 100. (quinn sets up a slot per
@@ -66,12 +66,12 @@ fn transport(server: bool) -> anyhow::Result<Arc<TransportConfig>> {
     Ok(Arc::new(transport))
 }
 
-/// The quinn server: one endpoint on 127.0.0.1, a task per connection, a
+/// The quinn server: one endpoint on `opts.bind` (127.0.0.1), a task per connection, a
 /// task per stream and one datagram echo task per connection.
 pub struct QuinnServer;
 
 impl BenchServer for QuinnServer {
-    async fn start(_opts: &ServeOptions) -> anyhow::Result<ServerInfo> {
+    async fn start(opts: &ServeOptions) -> anyhow::Result<ServerInfo> {
         let cert = ServerCert::generate()?;
         let mut tls = cert.server_config()?;
         // QUIC allows only 0 or u32::MAX; the latter enables 0-RTT.
@@ -79,7 +79,7 @@ impl BenchServer for QuinnServer {
         let crypto = QuicServerConfig::try_from(tls).context("QUIC server TLS config")?;
         let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
         config.transport_config(transport(true)?);
-        let endpoint = Endpoint::server(config, SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
+        let endpoint = Endpoint::server(config, opts.bind_addr())
             .context("binding the quinn server endpoint")?;
         let addr = endpoint.local_addr().context("server endpoint address")?;
         tokio::spawn(accept_loop(endpoint));
@@ -154,7 +154,7 @@ impl BenchClient for QuinnClient {
             config.transport_config(Arc::clone(&transport));
             Ok(config)
         };
-        let endpoint = Endpoint::client(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
+        let endpoint = Endpoint::client(client_bind_addr(server.addr))
             .context("binding the quinn client endpoint")?;
         Ok(Self {
             endpoint,

@@ -16,7 +16,7 @@
 //!   feature for it and cannot read it on the server side, so a resumed TLS
 //!   connection is TCP's round trip plus a 1-RTT PSK handshake.
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -30,7 +30,11 @@ use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
 use super::tls_cert::{ClientConfigs, ServerCert};
-use super::{BenchClient, BenchConn, BenchServer, ServeOptions, ServerInfo, CMD_ECHO, CMD_SINK};
+use super::{
+    progress_due, BenchClient, BenchConn, BenchServer, ServeOptions, ServerInfo, CMD_ECHO,
+    CMD_SINK, CMD_SINK_PROGRESS,
+};
+use crate::latency::now;
 
 /// Size of the buffer a served stream reads into: allocated (not zeroed)
 /// once per stream, reused for every read.
@@ -42,7 +46,8 @@ pub const LISTEN_BACKLOG: u32 = 4096;
 /// Serves one stream of the contract in [`super`]: reads the command byte,
 /// then either counts everything up to the end of the stream and answers
 /// with the count ([`CMD_SINK`]), or writes back every chunk as soon as it
-/// is read ([`CMD_ECHO`]); finishes the sending side at the end.
+/// is read ([`CMD_ECHO`]), or counts and reports the count as it grows
+/// ([`CMD_SINK_PROGRESS`]); finishes the sending side at the end.
 pub async fn serve_stream<S>(mut stream: S) -> anyhow::Result<()>
 where
     S: AsyncRead + AsyncWrite + Unpin,
@@ -81,18 +86,48 @@ where
             // A TLS stream may keep records it could not write yet.
             stream.flush().await.context("echo flush")?;
         },
+        CMD_SINK_PROGRESS => {
+            let mut count = 0u64;
+            let mut reported = None;
+            loop {
+                buf.clear();
+                let n = stream.read_buf(&mut buf).await.context("sink read")?;
+                if n == 0 {
+                    break;
+                }
+                count += n as u64;
+                let t = now();
+                if progress_due(reported, t) {
+                    stream
+                        .write_all(&count.to_le_bytes())
+                        .await
+                        .context("writing a progress count")?;
+                    stream.flush().await.context("progress flush")?;
+                    reported = Some(t);
+                }
+            }
+            stream
+                .write_all(&count.to_le_bytes())
+                .await
+                .context("writing the sink count")?;
+        }
         other => bail!("unknown command byte {other:#04x}"),
     }
     stream.shutdown().await.context("finishing the stream")?;
     Ok(())
 }
 
-/// Binds a listening TCP socket on 127.0.0.1 (port 0) with
+/// Binds a listening TCP socket on `opts.bind` (port 0) with
 /// [`LISTEN_BACKLOG`].
-fn listen() -> anyhow::Result<TcpListener> {
-    let socket = TcpSocket::new_v4().context("TCP socket")?;
+fn listen(opts: &ServeOptions) -> anyhow::Result<TcpListener> {
+    let socket = if opts.bind.is_ipv4() {
+        TcpSocket::new_v4()
+    } else {
+        TcpSocket::new_v6()
+    }
+    .context("TCP socket")?;
     socket
-        .bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
+        .bind(opts.bind_addr())
         .context("binding the TCP listener")?;
     socket
         .listen(LISTEN_BACKLOG)
@@ -146,12 +181,12 @@ fn take_halves<T>(slot: &Mutex<Option<T>>) -> anyhow::Result<T> {
 pub struct TcpTlsServer;
 
 impl BenchServer for TcpTlsServer {
-    async fn start(_opts: &ServeOptions) -> anyhow::Result<ServerInfo> {
+    async fn start(opts: &ServeOptions) -> anyhow::Result<ServerInfo> {
         let cert = ServerCert::generate()?;
         let mut config = cert.server_config()?;
         config.ticketer = rustls::crypto::aws_lc_rs::Ticketer::new().context("TLS ticketer")?;
         let acceptor = TlsAcceptor::from(Arc::new(config));
-        let listener = listen()?;
+        let listener = listen(opts)?;
         let addr = listener.local_addr().context("listener address")?;
         tokio::spawn(accept_loop(listener, move |stream| {
             let acceptor = acceptor.clone();
@@ -290,8 +325,8 @@ impl BenchConn for TlsConn {
 pub struct TcpServer;
 
 impl BenchServer for TcpServer {
-    async fn start(_opts: &ServeOptions) -> anyhow::Result<ServerInfo> {
-        let listener = listen()?;
+    async fn start(opts: &ServeOptions) -> anyhow::Result<ServerInfo> {
+        let listener = listen(opts)?;
         let addr = listener.local_addr().context("listener address")?;
         tokio::spawn(accept_loop(listener, serve_stream));
         Ok(ServerInfo {

@@ -28,8 +28,8 @@ const CLIENT_RX_CHUNK: usize = 256 * 1024;
 pub struct UdpServer;
 
 impl BenchServer for UdpServer {
-    async fn start(_opts: &ServeOptions) -> anyhow::Result<ServerInfo> {
-        let socket = UdpSocket::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
+    async fn start(opts: &ServeOptions) -> anyhow::Result<ServerInfo> {
+        let socket = UdpSocket::bind(opts.bind_addr())
             .await
             .context("binding the UDP server socket")?;
         let addr = socket.local_addr().context("UDP server address")?;

@@ -14,6 +14,7 @@ pub mod bulk;
 pub mod datagrams;
 pub mod handshake;
 pub mod idle;
+pub mod loss;
 pub mod rr;
 pub mod streams;
 
