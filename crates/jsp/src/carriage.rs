@@ -6,15 +6,27 @@
 //! routes packets for it to the carriage's writer task, and the reader task feeds records to the
 //! engine as if they were datagrams from that address. A carriage that reconnects gets a new
 //! address, which the engine treats as a migration.
+//!
+//! Carriages a server accepts are admitted like handshakes (slowloris defence): until the JSP
+//! handshake on a carriage completes, it holds a slot counted against the server's
+//! `max_handshakes` (all carriages) and `handshake_cap_per_ip` (carriages from one IP address);
+//! a connection beyond either cap is closed at once, and a carriage whose handshake has not
+//! completed within the server's `transport.handshake_timeout` of its acceptance (WebSocket
+//! upgrade included) is closed. So the partial records (up to 64 KiB each) and sockets that
+//! clients which never finish a handshake can hold are bounded in count and in time.
 
-use std::net::{Ipv6Addr, SocketAddr, SocketAddrV6};
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv6Addr, SocketAddr, SocketAddrV6};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
+use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 use tracing::{debug, trace};
 
@@ -38,12 +50,176 @@ pub enum Carriage {
     WebSocket,
 }
 
+/// How long a WebSocket client may take to complete its HTTP upgrade (and never longer than the
+/// handshake deadline of its carriage).
+const WS_UPGRADE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Largest WebSocket message (and frame) a server accepts: 64 records of the largest size, what
+/// one batch of the driver can put in a message. tungstenite's default (64 MiB) would let every
+/// connection hold that much in a partial message.
+const WS_MAX_MESSAGE: usize = 64 * (MAX_RECORD as usize + crate::framing::RECORD_HEADER_LEN);
+
 /// A stream carriage attached to an endpoint.
 #[derive(Debug)]
 pub(crate) struct StreamPeer {
     pub(crate) tx: mpsc::Sender<Bytes>,
     pub(crate) kind: Carriage,
     pub(crate) real: SocketAddr,
+    /// Set for carriages a server accepted: told when a handshake on the carriage completes.
+    handshake: Option<Arc<HandshakeDone>>,
+}
+
+impl StreamPeer {
+    /// A connection on this carriage completed its handshake: its admission slot is released and
+    /// its handshake deadline no longer applies.
+    pub(crate) fn handshake_completed(&self) {
+        if let Some(h) = &self.handshake {
+            h.done.store(true, Ordering::Release);
+            h.notify.notify_one();
+        }
+    }
+}
+
+/// Whether a handshake on an accepted carriage completed.
+#[derive(Debug, Default)]
+struct HandshakeDone {
+    done: AtomicBool,
+    notify: Notify,
+}
+
+/// Limits on accepted carriages whose JSP handshake has not completed, from the server's
+/// configuration.
+#[derive(Clone, Copy, Debug)]
+struct CarriageLimits {
+    /// How long after acceptance a carriage may go without a completed handshake.
+    handshake_timeout: Duration,
+    /// Most such carriages at once (the server's `max_handshakes`).
+    max_pending: usize,
+    /// Most such carriages from one IP address (the server's `handshake_cap_per_ip`).
+    max_pending_per_ip: usize,
+}
+
+/// Accepted carriages whose handshake has not completed, counted against [`CarriageLimits`].
+#[derive(Debug, Default)]
+pub(crate) struct PendingCarriages {
+    /// `None` for an endpoint without a server configuration (no limits).
+    limits: Option<CarriageLimits>,
+    total: usize,
+    per_ip: HashMap<IpAddr, usize>,
+}
+
+impl PendingCarriages {
+    /// The limits of a server with `config` (none without one).
+    pub(crate) fn new(config: Option<&jsp_proto::ServerConfig>) -> Self {
+        Self {
+            limits: config.map(|c| CarriageLimits {
+                handshake_timeout: c.transport.handshake_timeout,
+                max_pending: c.max_handshakes,
+                max_pending_per_ip: c.handshake_cap_per_ip(),
+            }),
+            total: 0,
+            per_ip: HashMap::new(),
+        }
+    }
+
+    /// Takes a slot for a carriage from `ip`; `None` if a cap is reached. Returns the
+    /// carriage's handshake timeout (`None` inside `Some`: no limits).
+    fn admit(&mut self, ip: IpAddr) -> Option<Option<Duration>> {
+        let Some(l) = self.limits else {
+            return Some(None);
+        };
+        let from_ip = self.per_ip.get(&ip).copied().unwrap_or(0);
+        if self.total >= l.max_pending || from_ip >= l.max_pending_per_ip {
+            return None;
+        }
+        self.total += 1;
+        self.per_ip.insert(ip, from_ip + 1);
+        Some(Some(l.handshake_timeout))
+    }
+
+    fn release(&mut self, ip: IpAddr) {
+        self.total = self.total.saturating_sub(1);
+        if let Some(n) = self.per_ip.get_mut(&ip) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.per_ip.remove(&ip);
+            }
+        }
+    }
+}
+
+/// An accepted carriage's admission slot; released when dropped.
+struct Slot {
+    shared: Arc<Shared>,
+    ip: IpAddr,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.shared.lock().pending_carriages.release(self.ip);
+    }
+}
+
+/// The admission of an accepted carriage: its slot and deadline, until its handshake completes.
+struct Admission {
+    /// Held for its `Drop`; `None` for an endpoint without limits.
+    _slot: Option<Slot>,
+    deadline: Option<Instant>,
+    handshake: Arc<HandshakeDone>,
+}
+
+/// Admits a carriage from `real` accepted by a server; `None` (the connection must be closed)
+/// beyond the caps on carriages whose handshake has not completed.
+fn admit(shared: &Arc<Shared>, real: SocketAddr) -> Option<Admission> {
+    let ip = real.ip();
+    let timeout = shared.lock().pending_carriages.admit(ip)?;
+    Some(Admission {
+        _slot: timeout.map(|_| Slot {
+            shared: shared.clone(),
+            ip,
+        }),
+        deadline: timeout.map(|t| Instant::now() + t),
+        handshake: Arc::new(HandshakeDone::default()),
+    })
+}
+
+/// Resolves when the carriage's deadline passed before a handshake on it completed; once one
+/// completes, releases the slot and never resolves.
+async fn handshake_expired(admission: &mut Option<Admission>) {
+    if let Some(a) = admission {
+        let expired = match a.deadline {
+            Some(deadline) => {
+                tokio::select! {
+                    () = a.handshake.notify.notified() => false,
+                    () = tokio::time::sleep_until(deadline) => {
+                        !a.handshake.done.load(Ordering::Acquire)
+                    }
+                }
+            }
+            None => {
+                a.handshake.notify.notified().await;
+                false
+            }
+        };
+        if expired {
+            return;
+        }
+        // Completed: the slot goes, the deadline no longer applies.
+        *admission = None;
+    }
+    std::future::pending::<()>().await;
+}
+
+/// Whether an established connection runs over the carriage at `addr` (one that migrated to it
+/// from another carriage completed its handshake elsewhere). Scans the connections: done once
+/// per carriage, at its deadline.
+fn carries_established(shared: &Shared, addr: SocketAddr) -> bool {
+    let st = shared.lock();
+    let found = st.proto.handles().any(|h| {
+        st.proto
+            .connection(h)
+            .is_some_and(|c| c.remote_address() == addr && c.is_established())
+    });
+    found
 }
 
 /// The synthetic address of the `n`-th stream carriage.
@@ -73,12 +249,21 @@ fn register(
     shared: &Shared,
     kind: Carriage,
     real: SocketAddr,
+    handshake: Option<Arc<HandshakeDone>>,
 ) -> (SocketAddr, mpsc::Receiver<Bytes>) {
     let (tx, rx) = mpsc::channel(WRITE_QUEUE);
     let mut st = shared.lock();
     st.next_stream_peer += 1;
     let addr = synthetic(st.next_stream_peer);
-    st.stream_peers.insert(addr, StreamPeer { tx, kind, real });
+    st.stream_peers.insert(
+        addr,
+        StreamPeer {
+            tx,
+            kind,
+            real,
+            handshake,
+        },
+    );
     (addr, rx)
 }
 
@@ -107,15 +292,35 @@ fn deliver(shared: &Shared, addr: SocketAddr, dec: &mut RecordDecoder, mut chunk
     true
 }
 
-/// Attaches a TCP connection; returns its synthetic address.
+/// Attaches a TCP connection we opened (client side); returns its synthetic address.
 pub(crate) fn attach_tcp(shared: Arc<Shared>, stream: TcpStream) -> SocketAddr {
+    attach_tcp_admitted(shared, stream, None)
+}
+
+/// Admits and attaches a TCP connection a server accepted from `real`, or closes it at once if
+/// too many carriages have not completed their handshake (in all, or from its IP address).
+pub(crate) fn accept_tcp(shared: Arc<Shared>, stream: TcpStream, real: SocketAddr) {
+    match admit(&shared, real) {
+        Some(admission) => {
+            attach_tcp_admitted(shared, stream, Some(admission));
+        }
+        None => debug!(%real, "tcp carriage refused: too many handshakes in flight"),
+    }
+}
+
+fn attach_tcp_admitted(
+    shared: Arc<Shared>,
+    stream: TcpStream,
+    mut admission: Option<Admission>,
+) -> SocketAddr {
     let real = stream
         .peer_addr()
         .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
     let _ = stream.set_nodelay(true);
-    let (addr, mut rx) = register(&shared, Carriage::Tcp, real);
+    let handshake = admission.as_ref().map(|a| a.handshake.clone());
+    let (addr, mut rx) = register(&shared, Carriage::Tcp, real, handshake);
     let (mut rd, mut wr) = stream.into_split();
-    tokio::spawn(async move {
+    let writer = tokio::spawn(async move {
         while let Some(bytes) = rx.recv().await {
             if wr.write_all(&bytes).await.is_err() {
                 break;
@@ -126,22 +331,35 @@ pub(crate) fn attach_tcp(shared: Arc<Shared>, stream: TcpStream) -> SocketAddr {
         let mut dec = RecordDecoder::new(MAX_RECORD);
         let mut buf = vec![0u8; 64 * 1024];
         loop {
-            match rd.read(&mut buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => {
-                    if !deliver(&shared, addr, &mut dec, &buf[..n]) {
-                        break;
+            tokio::select! {
+                r = rd.read(&mut buf) => match r {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        if !deliver(&shared, addr, &mut dec, &buf[..n]) {
+                            break;
+                        }
                     }
+                },
+                () = handshake_expired(&mut admission) => {
+                    if carries_established(&shared, addr) {
+                        admission = None;
+                        continue;
+                    }
+                    debug!(%addr, %real, "tcp carriage closed: no handshake completed in time");
+                    // Close now, even if the peer does not read what is queued for it.
+                    writer.abort();
+                    break;
                 }
             }
         }
         trace!(%addr, %real, "tcp carriage closed");
         unregister(&shared, addr);
+        drop(admission);
     });
     addr
 }
 
-/// Attaches a WebSocket; returns its synthetic address.
+/// Attaches a WebSocket we opened (client side); returns its synthetic address.
 pub(crate) fn attach_ws<S>(
     shared: Arc<Shared>,
     ws: tokio_tungstenite::WebSocketStream<S>,
@@ -150,9 +368,57 @@ pub(crate) fn attach_ws<S>(
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let (addr, mut rx) = register(&shared, Carriage::WebSocket, real);
-    let (mut sink, mut stream) = ws.split();
+    attach_ws_admitted(shared, ws, real, None)
+}
+
+/// Admits a TCP connection a server accepted from `real` for a WebSocket carriage, or closes it
+/// at once if too many carriages have not completed their handshake (in all, or from its IP
+/// address); then completes the HTTP upgrade (within [`WS_UPGRADE_TIMEOUT`] and the carriage's
+/// handshake deadline) and attaches the WebSocket.
+pub(crate) fn accept_ws(shared: Arc<Shared>, stream: TcpStream, real: SocketAddr) {
+    let Some(admission) = admit(&shared, real) else {
+        debug!(%real, "websocket carriage refused: too many handshakes in flight");
+        return;
+    };
     tokio::spawn(async move {
+        let mut until = Instant::now() + WS_UPGRADE_TIMEOUT;
+        if let Some(d) = admission.deadline {
+            until = until.min(d);
+        }
+        // A slow or silent client must not hold the accept loop.
+        let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig {
+            max_message_size: Some(WS_MAX_MESSAGE),
+            max_frame_size: Some(WS_MAX_MESSAGE),
+            ..Default::default()
+        };
+        let upgrade = tokio::time::timeout_at(
+            until,
+            tokio_tungstenite::accept_async_with_config(stream, Some(config)),
+        )
+        .await;
+        match upgrade {
+            Ok(Ok(ws)) => {
+                attach_ws_admitted(shared, ws, real, Some(admission));
+            }
+            Ok(Err(e)) => debug!(%real, error = %e, "websocket upgrade failed"),
+            Err(_) => debug!(%real, "websocket upgrade timed out"),
+        }
+    });
+}
+
+fn attach_ws_admitted<S>(
+    shared: Arc<Shared>,
+    ws: tokio_tungstenite::WebSocketStream<S>,
+    real: SocketAddr,
+    mut admission: Option<Admission>,
+) -> SocketAddr
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let handshake = admission.as_ref().map(|a| a.handshake.clone());
+    let (addr, mut rx) = register(&shared, Carriage::WebSocket, real, handshake);
+    let (mut sink, mut stream) = ws.split();
+    let writer = tokio::spawn(async move {
         while let Some(bytes) = rx.recv().await {
             if sink.send(Message::Binary(bytes.to_vec())).await.is_err() {
                 break;
@@ -162,20 +428,37 @@ where
     });
     tokio::spawn(async move {
         let mut dec = RecordDecoder::new(MAX_RECORD);
-        while let Some(msg) = stream.next().await {
-            match msg {
-                Ok(Message::Binary(data)) => {
-                    if !deliver(&shared, addr, &mut dec, &data) {
-                        break;
+        loop {
+            tokio::select! {
+                msg = stream.next() => match msg {
+                    Some(Ok(Message::Binary(data))) => {
+                        if !deliver(&shared, addr, &mut dec, &data) {
+                            break;
+                        }
                     }
+                    Some(Ok(Message::Close(_)) | Err(_)) | None => break,
+                    // Text is not part of the carriage; pings are answered by tungstenite.
+                    Some(Ok(_)) => {}
+                },
+                () = handshake_expired(&mut admission) => {
+                    if carries_established(&shared, addr) {
+                        admission = None;
+                        continue;
+                    }
+                    debug!(
+                        %addr,
+                        %real,
+                        "websocket carriage closed: no handshake completed in time"
+                    );
+                    // Close now, even if the peer does not read what is queued for it.
+                    writer.abort();
+                    break;
                 }
-                Ok(Message::Close(_)) | Err(_) => break,
-                // Text is not part of the carriage; pings are answered by tungstenite.
-                Ok(_) => {}
             }
         }
         trace!(%addr, %real, "websocket carriage closed");
         unregister(&shared, addr);
+        drop(admission);
     });
     addr
 }

@@ -18,9 +18,6 @@ use crate::error::Error;
 use crate::state::{Shared, State};
 use crate::udp::UdpIo;
 
-/// How long a WebSocket client may take to complete its HTTP upgrade.
-const WS_UPGRADE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
-
 /// Where to reach a server over each carriage, and when to fall back (see
 /// [`Endpoint::connect_auto`]).
 #[derive(Debug, Clone)]
@@ -150,6 +147,7 @@ impl Endpoint {
         let io = UdpIo::bind(addr, reuse_port)?;
         let local_addr = io.local_addr()?;
         let clock = Clock::new();
+        let pending_carriages = crate::carriage::PendingCarriages::new(server.as_ref());
         let mut proto =
             jsp_proto::Endpoint::new(config, default_provider(), server, clock.unix_at_origin())?;
         // Application handles may outlive the engine's connection: its handle must not reach a
@@ -172,6 +170,7 @@ impl Endpoint {
                 shutting_down: false,
                 stream_peers: HashMap::new(),
                 next_stream_peer: 0,
+                pending_carriages,
                 rate: None,
                 breaker: None,
                 workers: Vec::new(),
@@ -318,11 +317,11 @@ impl Endpoint {
         let local = listener.local_addr()?;
         let shared = self.shared.clone();
         tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
+            while let Ok((stream, real)) = listener.accept().await {
                 if shared.lock().shutting_down {
                     break;
                 }
-                crate::carriage::attach_tcp(shared.clone(), stream);
+                crate::carriage::accept_tcp(shared.clone(), stream, real);
             }
         });
         Ok(local)
@@ -339,17 +338,7 @@ impl Endpoint {
                 if shared.lock().shutting_down {
                     break;
                 }
-                let shared = shared.clone();
-                tokio::spawn(async move {
-                    // A slow or silent client must not hold the accept loop.
-                    let upgrade = tokio::time::timeout(
-                        WS_UPGRADE_TIMEOUT,
-                        tokio_tungstenite::accept_async(stream),
-                    );
-                    if let Ok(Ok(ws)) = upgrade.await {
-                        crate::carriage::attach_ws(shared, ws, real);
-                    }
-                });
+                crate::carriage::accept_ws(shared.clone(), stream, real);
             }
         });
         Ok(local)

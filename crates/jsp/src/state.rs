@@ -58,6 +58,8 @@ pub(crate) struct State {
     /// TCP and WebSocket carriages by synthetic address.
     pub(crate) stream_peers: HashMap<std::net::SocketAddr, crate::carriage::StreamPeer>,
     pub(crate) next_stream_peer: u64,
+    /// Accepted carriages whose handshake has not completed, and their limits.
+    pub(crate) pending_carriages: crate::carriage::PendingCarriages,
     /// Rate limits applied to the peers of accepted connections.
     pub(crate) rate: Option<crate::rate::EndpointRate>,
     /// The circuit breaker on new handshakes, if one is installed.
@@ -223,6 +225,7 @@ impl State {
         }
         let span = self.span_of(h);
         let _entered = span.enter();
+        let remote = self.proto.connection(h).map(|c| c.remote_address());
         let cs = self.conns.entry(h).or_default();
         let mut any = false;
         while let Some(ev) = self.proto.poll_connection_event(h) {
@@ -241,6 +244,9 @@ impl State {
                         .publish(|| ConnectionEvent::Established(s.clone()));
                     cs.summary = Some(s);
                     wake_all(&mut cs.connected_wakers);
+                    if let Some(p) = remote.and_then(|r| self.stream_peers.get(&r)) {
+                        p.handshake_completed();
+                    }
                     if let (true, Some(b)) = (cs.breaker_in_flight, &breaker) {
                         cs.breaker_in_flight = false;
                         crate::breaker::record(
