@@ -15,7 +15,10 @@ use jsp_bench::machine::Machine;
 use jsp_bench::model::{summarize, Report};
 use jsp_bench::peers::{ImplKind, ServeOptions};
 use jsp_bench::plan::{Mode, Plan};
-use jsp_bench::report::{is_loss_row, markdown_table, splice, splice_loss, text_table, write_json};
+use jsp_bench::report::{
+    is_loss_row, is_sim_row, markdown_table, splice, splice_loss, splice_sim_loss, text_table,
+    write_json,
+};
 use jsp_bench::runner::{Outcome, Runner, Scenario};
 use jsp_bench::serve::serve_main;
 use jsp_bench::svg::write_charts;
@@ -209,11 +212,15 @@ fn bench(cli: &Cli) -> anyhow::Result<bool> {
             report.mode, m.cpu, m.cores, m.memory_mib, m.kernel, m.commit,
         );
         let (loss, main): (Vec<_>, Vec<_>) = report.results.iter().cloned().partition(is_loss_row);
+        let (sim, real): (Vec<_>, Vec<_>) = loss.into_iter().partition(is_sim_row);
         if !main.is_empty() {
             doc = splice(&doc, &format!("{measured}\n\n{}", markdown_table(&main)))?;
         }
-        if !loss.is_empty() {
-            doc = splice_loss(&doc, &format!("{measured}\n\n{}", markdown_table(&loss)))?;
+        if !real.is_empty() {
+            doc = splice_loss(&doc, &format!("{measured}\n\n{}", markdown_table(&real)))?;
+        }
+        if !sim.is_empty() {
+            doc = splice_sim_loss(&doc, &format!("{measured}\n\n{}", markdown_table(&sim)))?;
         }
         std::fs::write(path, doc).with_context(|| format!("writing {}", path.display()))?;
         eprintln!("updated {}", path.display());

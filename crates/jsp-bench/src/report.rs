@@ -21,10 +21,15 @@ const COLUMNS: [&str; 8] = [
     "udp",
 ];
 
-/// Whether a row belongs to the loss benchmarks (their own section of the
-/// document).
+/// Whether a row belongs to the loss benchmarks (their own sections of the
+/// document: real sockets, and the simulator's `sim-` rows).
 pub fn is_loss_row(row: &ResultRow) -> bool {
     crate::lossy::LossScenario::by_id(&row.scenario).is_some()
+}
+
+/// Whether a loss row comes from the simulator.
+pub fn is_sim_row(row: &ResultRow) -> bool {
+    is_loss_row(row) && row.scenario.starts_with("sim-")
 }
 
 /// The ratio a row reports: JetStreamProto over quinn, or for `scaling`
@@ -206,10 +211,23 @@ pub fn splice(doc: &str, section: &str) -> anyhow::Result<String> {
     splice_between(doc, DOC_BEGIN, DOC_END, section)
 }
 
+/// The marker lines between which `--update-doc` writes the simulator's
+/// loss results.
+pub const SIM_LOSS_DOC_BEGIN: &str =
+    "<!-- sim-loss-results:begin (written by jsp-bench --update-doc) -->";
+/// See [`SIM_LOSS_DOC_BEGIN`].
+pub const SIM_LOSS_DOC_END: &str = "<!-- sim-loss-results:end -->";
+
 /// Replaces the text between [`LOSS_DOC_BEGIN`] and [`LOSS_DOC_END`] in
 /// `doc` with `section`.
 pub fn splice_loss(doc: &str, section: &str) -> anyhow::Result<String> {
     splice_between(doc, LOSS_DOC_BEGIN, LOSS_DOC_END, section)
+}
+
+/// Replaces the text between [`SIM_LOSS_DOC_BEGIN`] and
+/// [`SIM_LOSS_DOC_END`] in `doc` with `section`.
+pub fn splice_sim_loss(doc: &str, section: &str) -> anyhow::Result<String> {
+    splice_between(doc, SIM_LOSS_DOC_BEGIN, SIM_LOSS_DOC_END, section)
 }
 
 fn splice_between(
