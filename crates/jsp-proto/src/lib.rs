@@ -13,6 +13,7 @@ pub mod connection;
 pub mod crypto;
 pub mod endpoint;
 pub mod error;
+pub mod fec;
 pub mod handshake;
 pub mod identity;
 pub mod range_set;
@@ -21,7 +22,7 @@ pub mod time;
 pub mod wire;
 
 pub use config::{
-    ClientAuth, ClientConfig, EndpointConfig, RetryPolicy, ServerConfig, TransportConfig,
+    ClientAuth, ClientConfig, EndpointConfig, FecConfig, FecMode, RetryPolicy, ServerConfig, TransportConfig,
     TrustPolicy,
 };
 pub use connection::{

@@ -622,6 +622,11 @@ impl Streams {
         }
     }
 
+    /// The QoS class of a stream we send on (for FEC eligibility, PROTOCOL.md §19.5).
+    pub fn send_class(&self, id: StreamId) -> Option<super::QosClass> {
+        self.send.get(&id).map(|s| s.prio.class)
+    }
+
     /// Appends the bytes of `chunk` (returned by [`Streams::next_chunk`]) to `out`.
     pub fn copy_chunk(&self, chunk: &StreamChunk, out: &mut Vec<u8>) {
         let Some(s) = self.send.get(&chunk.id) else {
@@ -644,9 +649,13 @@ impl Streams {
         let Some(s) = self.send.get_mut(&id) else {
             return;
         };
+        // A range queued for retransmission that turns out to be delivered (a late ACK, or an
+        // FEC recovery report, PROTOCOL.md §19.6) is not sent again.
+        s.pending.remove(range.clone());
         s.acked.insert(range);
         if fin {
             s.fin_acked = true;
+            s.fin_pending = false;
         }
         let first = s.acked.iter().next();
         if let Some(first) = first {

@@ -46,6 +46,8 @@ pub mod id {
     pub const MAX_DATAGRAM_FRAME_SIZE: u64 = 0x0f;
     /// stateless_reset_token.
     pub const STATELESS_RESET_TOKEN: u64 = 0x10;
+    /// fec_max_symbols (PROTOCOL.md §19.1).
+    pub const FEC_MAX_SYMBOLS: u64 = 0x11;
 }
 
 /// The smallest allowed max_udp_payload_size (PROTOCOL.md §8).
@@ -133,6 +135,10 @@ pub struct TransportParameters {
     pub max_datagram_frame_size: u64,
     /// Stateless reset token for the server's handshake CID (server only).
     pub stateless_reset_token: Option<[u8; 16]>,
+    /// Largest FEC group (`k + m` symbols) the sender decodes; 0 (the default, and the value of
+    /// an absent parameter) means it does not support FEC (PROTOCOL.md §19.1). Encoded only when
+    /// non-zero.
+    pub fec_max_symbols: u64,
 }
 
 impl Default for TransportParameters {
@@ -154,6 +160,7 @@ impl Default for TransportParameters {
             initial_source_connection_id: None,
             max_datagram_frame_size: 1200,
             stateless_reset_token: None,
+            fec_max_symbols: 0,
         }
     }
 }
@@ -203,6 +210,7 @@ impl TransportParameters {
                 id::MAX_DATAGRAM_FRAME_SIZE,
                 self.max_datagram_frame_size <= varint::MAX,
             ),
+            (id::FEC_MAX_SYMBOLS, self.fec_max_symbols <= varint::MAX),
         ];
         match checks.iter().find(|(_, ok)| !ok) {
             Some(&(bad, _)) => Err(InvalidValue(bad)),
@@ -281,6 +289,9 @@ impl TransportParameters {
         if let Some(token) = &self.stateless_reset_token {
             put_bytes(buf, id::STATELESS_RESET_TOKEN, token);
         }
+        if self.fec_max_symbols != 0 {
+            put_int(buf, id::FEC_MAX_SYMBOLS, self.fec_max_symbols);
+        }
     }
 
     /// Decodes parameters (PROTOCOL.md §8): rejects truncation, duplicates, values of the wrong
@@ -295,8 +306,8 @@ impl TransportParameters {
         while !r.is_empty() {
             let id = r.get_varint().map_err(|_| Malformed)?;
             let value = r.get_varint_prefixed().map_err(|_| Malformed)?;
-            // Ids 0x01..=0x10 are known; anything else is ignored (greasing, extensions).
-            if !(0x01..=0x10).contains(&id) {
+            // Ids 0x01..=0x11 are known; anything else is ignored (greasing, extensions).
+            if !(0x01..=0x11).contains(&id) {
                 continue;
             }
             let bit = 1u32 << id;
@@ -335,6 +346,7 @@ impl TransportParameters {
                 id::RETRY_SOURCE_CONNECTION_ID => p.retry_source_connection_id = Some(cid()?),
                 id::INITIAL_SOURCE_CONNECTION_ID => p.initial_source_connection_id = Some(cid()?),
                 id::MAX_DATAGRAM_FRAME_SIZE => p.max_datagram_frame_size = int()?,
+                id::FEC_MAX_SYMBOLS => p.fec_max_symbols = int()?,
                 _ => {
                     let token = <[u8; 16]>::try_from(value).map_err(|_| InvalidValue(id))?;
                     p.stateless_reset_token = Some(token);
@@ -525,11 +537,32 @@ mod tests {
     fn unknown_ids_are_ignored() {
         let mut b = iscid();
         param(&mut b, 0x00, &[1, 2, 3]);
-        param(&mut b, 0x11, &[]);
+        param(&mut b, 0x12, &[]);
         param(&mut b, 0x1a2a, &[9; 40]);
         param(&mut b, 0x1a2a, &[9; 40]);
         param(&mut b, varint::MAX, &[0]);
         assert_eq!(TransportParameters::decode(&b), Ok(minimal()));
+    }
+
+    #[test]
+    fn fec_max_symbols_is_optional() {
+        // Absent: 0 (no FEC); written only when non-zero (PROTOCOL.md §8, §19.1).
+        let mut b = Vec::new();
+        minimal().encode(&mut b);
+        assert_eq!(TransportParameters::decode(&b).unwrap().fec_max_symbols, 0);
+        let with = TransportParameters {
+            fec_max_symbols: 64,
+            ..minimal()
+        };
+        let mut c = Vec::new();
+        with.encode(&mut c);
+        assert_eq!(&c[b.len()..], [0x11, 2, 0x40, 0x40]);
+        assert_eq!(TransportParameters::decode(&c), Ok(with));
+        param(&mut c, 0x11, &[1]);
+        assert_eq!(
+            TransportParameters::decode(&c),
+            Err(TransportParameterError::Duplicate(0x11))
+        );
     }
 
     #[test]
@@ -603,6 +636,7 @@ mod tests {
                     initial_source_connection_id: Some(n.unwrap_or_default()),
                     max_datagram_frame_size: o,
                     stateless_reset_token: p,
+                    fec_max_symbols: a % 100,
                 }
             })
     }
