@@ -22,8 +22,8 @@ pub mod time;
 pub mod wire;
 
 pub use config::{
-    ClientAuth, ClientConfig, EndpointConfig, FecConfig, FecMode, RetryPolicy, ServerConfig, TransportConfig,
-    TrustPolicy,
+    ClientAuth, ClientConfig, EndpointConfig, FecConfig, FecMode, RetryPolicy, ServerConfig,
+    TransportConfig, TrustPolicy,
 };
 pub use connection::{
     Connection, ConnectionStats, DatagramError, Dir, Event, StreamApiError, StreamId, Transmit,

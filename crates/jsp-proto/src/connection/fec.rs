@@ -158,10 +158,16 @@ impl Connection {
         }
     }
 
-    /// Writes queued REPAIR frames that fit below `limit`; returns whether any was written.
+    /// Writes the next queued REPAIR frame if it fits below `limit`; returns whether one was
+    /// written. One per packet: the repair symbols of a group travel in different datagrams,
+    /// so that one lost datagram does not take several of them (small real-time groups would
+    /// otherwise put all their repair symbols in one packet).
     pub(super) fn fec_write_repairs(&mut self, buf: &mut Vec<u8>, limit: usize) -> bool {
         let mut wrote = false;
         while let Some(r) = self.fec.encoder.peek_repair() {
+            if wrote {
+                break;
+            }
             let f = RepairFrame {
                 group: r.group,
                 k: r.k as u64,
@@ -200,7 +206,9 @@ impl Connection {
 
     fn fec_error(&mut self, now: Instant, e: FecError) {
         match e {
-            FecError::Codec(_) => tracing::warn!(side = ?self.side, error = %e, "FEC rebuild failed"),
+            FecError::Codec(_) => {
+                tracing::warn!(side = ?self.side, error = %e, "FEC rebuild failed")
+            }
             other => {
                 let msg = other.to_string();
                 self.protocol_violation(now, ErrorCode::PROTOCOL_ERROR, &msg);

@@ -2,13 +2,16 @@
 //! decoder do not depend on one library.
 //!
 //! The wire code (PROTOCOL.md §19.3) is the systematic Vandermonde code over GF(2^8) of
-//! reed-solomon-erasure 6 ([`RsCodec`]). Measured with `cargo run --release -p jsp-proto
-//! --example fec_codecs` (1,400-byte symbols, 2-core VM shared with other builds, median of 5
-//! runs; see PROTOCOL.md §19.8 for the table): reed-solomon-erasure encodes a 10+2 group in
-//! about 11 us and rebuilds 2 lost symbols in about 7 us; reed-solomon-simd 3.1 encodes it in
-//! about 4 us but needs about 30 us to rebuild, and its code is a different one (GF(2^16)
-//! FFT). Groups here are small (at most 48+16) and rebuilds are on the latency path of
-//! real-time data, so the wire uses reed-solomon-erasure.
+//! reed-solomon-erasure 6 ([`RsCodec`], pure Rust). Measured with `cargo run --release -p
+//! jsp-proto --example fec_codecs` (1,400-byte symbols, 2-core VM under a load average of about
+//! 5 from other builds; medians of three runs of that example, each the median of 5 timings; the
+//! spread is wide): reed-solomon-erasure encodes a 10+2 group in 10-15 us (runs 7-21 us) and
+//! rebuilds 2 lost symbols in 8-16 us, a 32+8 group in about 95 us (79-330) and 80-97 us;
+//! reed-solomon-simd 3.1 encodes 10+2 in 0.7 us and 32+8 in 4-5 us, but a rebuild costs it
+//! 150-250 us at either size, and its code is a different one (GF(2^16) FFT). Groups here are
+//! small (at most 48+16) and a rebuild is on the latency path of real-time data, so the wire
+//! uses reed-solomon-erasure; its encoding cost (about 1-3 us per protected packet) is below
+//! the 5-8 us the kernel takes to send one.
 
 use std::collections::HashMap;
 
@@ -129,7 +132,11 @@ mod tests {
                 }
                 codec.reconstruct(k, &mut shards).unwrap();
                 for i in 0..k {
-                    assert_eq!(shards[i].as_ref(), Some(&src[i]), "k={k} m={m} mask={mask:b}");
+                    assert_eq!(
+                        shards[i].as_ref(),
+                        Some(&src[i]),
+                        "k={k} m={m} mask={mask:b}"
+                    );
                 }
             }
         }

@@ -15,6 +15,8 @@ use super::encoder::Shape;
 
 /// Packets per loss-rate sample.
 pub const WINDOW: u32 = 32;
+/// Packets before the first (provisional) loss-rate estimate.
+pub const FIRST_ESTIMATE: u32 = 8;
 /// Weight of a new window in the loss-rate average.
 const ALPHA: f64 = 0.25;
 
@@ -89,6 +91,11 @@ impl FecController {
     }
 
     fn roll(&mut self) {
+        if self.samples == 0 && self.window_packets >= FIRST_ESTIMATE {
+            // Until the first full window, a provisional estimate from what was seen so far, so
+            // that protection starts within the first few lost packets of a lossy path.
+            self.loss = f64::from(self.window_lost) / f64::from(self.window_packets);
+        }
         if self.window_packets < WINDOW {
             return;
         }
@@ -137,7 +144,9 @@ pub fn decide(
         _ => (4, 4),
     };
     if burst >= 1.5 {
-        let need = (burst.ceil() as usize).saturating_add(1).min(super::MAX_REPAIR_SYMBOLS);
+        let need = (burst.ceil() as usize)
+            .saturating_add(1)
+            .min(super::MAX_REPAIR_SYMBOLS);
         m = m.max(need);
         k = k.max(2 * m).min(super::MAX_SOURCE_SYMBOLS);
     }
@@ -197,6 +206,19 @@ mod tests {
         assert!((c.loss_rate() - 0.2).abs() < 0.03, "{}", c.loss_rate());
         assert!((c.mean_burst() - 2.0).abs() < 0.01, "{}", c.mean_burst());
         assert_eq!(c.shape(RTT, &P), shape(6, 3));
+    }
+
+    #[test]
+    fn a_provisional_estimate_comes_after_a_few_packets() {
+        let mut c = FecController::new();
+        c.on_acked(7);
+        assert_eq!(c.shape(RTT, &P), None);
+        c.on_lost(7);
+        assert_eq!(c.loss_rate(), 1.0 / 8.0);
+        assert_eq!(c.shape(RTT, &P), shape(5, 3));
+        // The first full window replaces it.
+        c.on_acked(24);
+        assert_eq!(c.loss_rate(), 1.0 / 32.0);
     }
 
     #[test]

@@ -140,7 +140,11 @@ impl FecDecoder {
     }
 
     /// A repair symbol arrived.
-    pub fn on_repair(&mut self, info: RepairInfo, symbol: &[u8]) -> Result<Vec<Recovered>, FecError> {
+    pub fn on_repair(
+        &mut self,
+        info: RepairInfo,
+        symbol: &[u8],
+    ) -> Result<Vec<Recovered>, FecError> {
         let RepairInfo { group, k, m, index } = info;
         if !(1..=MAX_SOURCE_SYMBOLS).contains(&k)
             || !(1..=super::MAX_REPAIR_SYMBOLS).contains(&m)
@@ -162,7 +166,11 @@ impl FecDecoder {
                 if g.sources.len() > k {
                     return Err(FecError::OutOfRange("source index"));
                 }
-                if g.sources.iter().flatten().any(|p| p.len() + LENGTH_PREFIX > symbol.len()) {
+                if g.sources
+                    .iter()
+                    .flatten()
+                    .any(|p| p.len() + LENGTH_PREFIX > symbol.len())
+                {
                     return Err(FecError::PayloadTooLong { group });
                 }
                 g.shape = Some((k, m, symbol.len()));
@@ -277,7 +285,9 @@ impl FecDecoder {
             if g.sources.get(i).is_some_and(Option::is_some) {
                 continue;
             }
-            let symbol = shard.as_ref().ok_or(FecError::BadReconstruction { group })?;
+            let symbol = shard
+                .as_ref()
+                .ok_or(FecError::BadReconstruction { group })?;
             let payload = symbol_payload(symbol).ok_or(FecError::BadReconstruction { group })?;
             g.delivered |= 1 << i;
             out.push(Recovered {
@@ -324,8 +334,14 @@ mod tests {
         let repairs = group(&payloads, 2);
         // Repairs first, then sources 0 and 3: sources 1 and 2 are rebuilt.
         let mut d = FecDecoder::new();
-        assert!(d.on_repair(info(&repairs[0]), &repairs[0].symbol).unwrap().is_empty());
-        assert!(d.on_repair(info(&repairs[1]), &repairs[1].symbol).unwrap().is_empty());
+        assert!(d
+            .on_repair(info(&repairs[0]), &repairs[0].symbol)
+            .unwrap()
+            .is_empty());
+        assert!(d
+            .on_repair(info(&repairs[1]), &repairs[1].symbol)
+            .unwrap()
+            .is_empty());
         let (o, r) = d.on_source(0, 0, payloads[0]).unwrap();
         assert_eq!((o, r.len()), (SourceOutcome::Fresh, 0));
         let (_, r) = d.on_source(0, 3, payloads[3]).unwrap();

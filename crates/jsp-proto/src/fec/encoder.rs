@@ -41,9 +41,12 @@ impl Shape {
     }
 
     /// Repair symbols for a group flushed with `n` of its `k` sources: `ceil(m * n / k)`, at
-    /// least 1 (local policy, PROTOCOL.md §19.5).
+    /// least 1, and at least `min(m, 2)` when `n <= 2` (local policy, PROTOCOL.md §19.5): such a
+    /// group is sparse real-time traffic of small packets, where a second repair symbol is cheap
+    /// and turns 10% loss into 0.1% instead of 1%.
     pub fn repairs_for(&self, n: usize) -> usize {
-        (self.m * n).div_ceil(self.k).clamp(1, self.m)
+        let floor = if n <= 2 { self.m.min(2) } else { 1 };
+        (self.m * n).div_ceil(self.k).clamp(floor, self.m)
     }
 }
 
@@ -230,8 +233,14 @@ mod tests {
         let shape = Shape::new(3, 2).unwrap();
         for i in 0..3 {
             assert_eq!(e.next_slot(), (0, i));
-            e.add_source(t(0), shape, Duration::from_millis(5), b"abc", Default::default())
-                .unwrap();
+            e.add_source(
+                t(0),
+                shape,
+                Duration::from_millis(5),
+                b"abc",
+                Default::default(),
+            )
+            .unwrap();
         }
         assert_eq!(e.next_slot(), (1, 0));
         assert_eq!(e.flush_deadline(), None);
@@ -247,17 +256,30 @@ mod tests {
     fn timer_flushes_a_partial_group() {
         let mut e = FecEncoder::new();
         let shape = Shape::new(10, 2).unwrap();
-        e.add_source(t(0), shape, Duration::from_millis(5), b"x", Default::default())
-            .unwrap();
-        e.add_source(t(1), shape, Duration::from_millis(5), b"yyyy", Default::default())
-            .unwrap();
+        e.add_source(
+            t(0),
+            shape,
+            Duration::from_millis(5),
+            b"x",
+            Default::default(),
+        )
+        .unwrap();
+        e.add_source(
+            t(1),
+            shape,
+            Duration::from_millis(5),
+            b"yyyy",
+            Default::default(),
+        )
+        .unwrap();
         assert_eq!(e.flush_deadline(), Some(t(5)));
         e.flush(t(4), false).unwrap();
         assert!(!e.has_repairs());
         e.flush(t(5), false).unwrap();
         let r = e.pop_repair().unwrap();
-        // 2 of 10 sources: ceil(2 * 2 / 10) = 1 repair symbol, covering k = 2.
-        assert_eq!((r.group, r.k, r.m, r.symbol.len()), (0, 2, 1, 6));
+        // 2 of 10 sources: ceil(2 * 2 / 10) = 1, raised to min(m, 2) = 2, covering k = 2.
+        assert_eq!((r.group, r.k, r.m, r.symbol.len()), (0, 2, 2, 6));
+        assert_eq!(e.pop_repair().map(|r| r.index), Some(1));
         assert!(!e.has_repairs());
         assert_eq!(e.next_slot(), (1, 0));
     }
@@ -286,9 +308,12 @@ mod tests {
     #[test]
     fn partial_repair_counts() {
         let s = Shape::new(10, 4).unwrap();
-        assert_eq!(s.repairs_for(1), 1);
+        assert_eq!(s.repairs_for(1), 2);
         assert_eq!(s.repairs_for(5), 2);
+        assert_eq!(s.repairs_for(8), 4);
+        assert_eq!(Shape::new(10, 2).unwrap().repairs_for(3), 1);
         assert_eq!(s.repairs_for(10), 4);
+        assert_eq!(Shape::new(10, 1).unwrap().repairs_for(1), 1);
         assert!(Shape::new(0, 1).is_err());
         assert!(Shape::new(10, 17).is_err());
     }

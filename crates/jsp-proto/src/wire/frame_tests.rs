@@ -697,7 +697,7 @@ fn malformed_fec_frames_are_typed_errors() {
     invalid(&[0x33, 0, 3, 2, 0, 1, 0]); // symbol shorter than its length prefix
     invalid(&[0x34, 0, 0]); // empty bitmap
     invalid(&[0x34, 0, 0xc0, 1, 0, 0, 0, 0, 0, 0]); // bit 48
-    // Truncated symbol.
+                                                    // Truncated symbol.
     let err = decode_all(&[0x33, 0, 3, 2, 0, 9, 0, 0]).unwrap_err();
     assert_eq!(err.reason, FrameErrorReason::UnexpectedEnd);
     // Not in 0-RTT.
