@@ -143,9 +143,17 @@ fn spoofed_migrations_get_at_most_three_times_what_they_sent_and_the_transfer_su
         a[0].finished.contains(&id.0) || a.iter().any(|a| a.closed().is_some())
     });
     let got = c.streams.get(&id.0).cloned().unwrap_or_default();
-    assert!(got == data, "the transfer completes intact ({} bytes)", got.len());
+    assert!(
+        got == data,
+        "the transfer completes intact ({} bytes)",
+        got.len()
+    );
     let attacker = pair.sim.middlebox::<SpoofMigrations>(mb);
-    assert!(attacker.spoofed > 20, "the attacker spoofed {}", attacker.spoofed);
+    assert!(
+        attacker.spoofed > 20,
+        "the attacker spoofed {}",
+        attacker.spoofed
+    );
     let to_victim: u64 = pair
         .sim
         .capture()
