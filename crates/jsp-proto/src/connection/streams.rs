@@ -649,10 +649,16 @@ impl Streams {
         let Some(s) = self.send.get_mut(&id) else {
             return;
         };
-        // A range queued for retransmission that turns out to be delivered (a late ACK, or an
-        // FEC recovery report, PROTOCOL.md §19.6) is not sent again.
+        // The same bytes can be acknowledged twice (an FEC recovery report, PROTOCOL.md §19.6,
+        // then the ACK of a retransmission, or a spurious retransmission): what is below `base`
+        // is already released, and must not be recorded again (it would sit in front of the
+        // acknowledged set and stop `base` from advancing).
+        let range = range.start.max(s.base)..range.end.max(s.base);
+        // A range queued for retransmission that turns out to be delivered is not sent again.
         s.pending.remove(range.clone());
-        s.acked.insert(range);
+        if !range.is_empty() {
+            s.acked.insert(range);
+        }
         if fin {
             s.fin_acked = true;
             s.fin_pending = false;
