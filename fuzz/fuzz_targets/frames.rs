@@ -5,9 +5,12 @@
 //! type yields a prefix of the unchecked frames, each allowed in that type; every decoded frame
 //! re-encodes to exactly `encoded_len` bytes that decode back to the same frame; ACK ranges are
 //! validated at decode time (descending, disjoint, within `0..=largest`, as many as announced)
-//! and re-encode through `encode_ack` to the same ranges.
+//! and re-encode through `encode_ack` to the same ranges. FEC frames (§19) respect their ranges,
+//! and feeding them to an FEC decoder (`jsp_proto::fec::decoder`) never panics and keeps its
+//! memory bounds.
 #![no_main]
 
+use jsp_proto::fec::decoder::{FecDecoder, RepairInfo, MAX_BUFFERED, MAX_GROUPS};
 use jsp_proto::wire::frame::{self, Frame, FrameIter};
 use jsp_proto::wire::header::PacketType;
 use libfuzzer_sys::fuzz_target;
@@ -77,6 +80,46 @@ fn check_frame(f: &Frame<'_>) {
     if let Frame::ConnectionClose { reason, .. } | Frame::ApplicationClose { reason, .. } = f {
         let _ = frame::reason_lossy(reason);
     }
+    if let Frame::Repair(r) = f {
+        assert!((1..=frame::FEC_MAX_K).contains(&r.k), "REPAIR k {}", r.k);
+        assert!((1..=frame::FEC_MAX_M).contains(&r.m), "REPAIR m {}", r.m);
+        assert!(r.index < r.m && r.symbol.len() >= 2, "REPAIR {r:?}");
+    }
+    if let Frame::FecSource { index, .. } = f {
+        assert!(*index < frame::FEC_MAX_K);
+    }
+    if let Frame::FecRecovered { bitmap, .. } = f {
+        assert!(*bitmap != 0 && *bitmap < 1 << frame::FEC_MAX_K);
+    }
+}
+
+/// Feeds the FEC frames of `data` to a decoder, as the receive path does.
+fn check_fec(data: &[u8]) {
+    let mut decoder = FecDecoder::new();
+    let mut it = FrameIter::new(data);
+    while let Some(Ok(f)) = it.next() {
+        let result = match f {
+            Frame::FecSource { group, index } => decoder
+                .on_source(group, index as usize, it.remaining())
+                .map(|(_, r)| r),
+            Frame::Repair(r) => decoder.on_repair(
+                RepairInfo {
+                    group: r.group,
+                    k: r.k as usize,
+                    m: r.m as usize,
+                    index: r.index as usize,
+                },
+                r.symbol,
+            ),
+            _ => continue,
+        };
+        if let Ok(rebuilt) = result {
+            for r in rebuilt {
+                assert!(r.index < frame::FEC_MAX_K as usize);
+            }
+        }
+        assert!(decoder.groups() <= MAX_GROUPS && decoder.buffered() <= MAX_BUFFERED);
+    }
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -95,6 +138,7 @@ fuzz_target!(|data: &[u8]| {
     for f in &all {
         check_frame(f);
     }
+    check_fec(data);
     for ty in TYPES {
         for (i, item) in FrameIter::for_packet(data, ty).enumerate() {
             match item {

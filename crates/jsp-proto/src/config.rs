@@ -7,7 +7,7 @@ use core::time::Duration;
 use std::sync::Arc;
 
 use crate::compression::CompressionConfig;
-use crate::connection::scheduler::SchedulerConfig;
+use crate::connection::scheduler::{QosClass, SchedulerConfig};
 use crate::crypto::CipherSuite;
 use crate::error::ConfigError;
 use crate::identity::{Certificate, Fingerprint, Identity, PublicKey};
@@ -70,6 +70,105 @@ pub struct TransportConfig {
     /// LZ4 compression of what we send: off, on, or auto (the default: only where it pays),
     /// with per-class dictionaries (PROTOCOL.md §14.5).
     pub compression: CompressionConfig,
+    /// Forward error correction (PROTOCOL.md §19): adaptive by default, protecting datagrams
+    /// and `Media` streams once loss is measured.
+    pub fec: FecConfig,
+}
+
+/// When to send FEC repair symbols (PROTOCOL.md §19).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum FecMode {
+    /// No FEC: `fec_max_symbols` is not advertised, so the peer sends no FEC frames either, and
+    /// none are sent.
+    Off,
+    /// Always protect eligible traffic with groups of `data` source and `repair` repair symbols
+    /// (1..=48 and 1..=16), if the peer supports FEC.
+    Fixed {
+        /// Source symbols (protected packets) per group.
+        data: u8,
+        /// Repair symbols per group.
+        repair: u8,
+    },
+    /// Protect only when the measured loss rate, burstiness and RTT make it pay off
+    /// (PROTOCOL.md §19.7); nothing extra is sent on a clean path.
+    #[default]
+    Auto,
+}
+
+/// Forward error correction settings (PROTOCOL.md §19).
+#[derive(Clone, Debug, PartialEq)]
+pub struct FecConfig {
+    /// Off, fixed ratio, or adaptive.
+    pub mode: FecMode,
+    /// Longest time a partly filled group waits for more packets before its repair symbols are
+    /// sent (so sparse real-time traffic is protected too); the engine uses at most a quarter of
+    /// the smoothed RTT, and at least 1 ms.
+    pub flush_delay: Duration,
+    /// Protect DATAGRAM frames.
+    pub datagrams: bool,
+    /// Stream QoS classes protected by default (a stream can override its class with
+    /// `Connection::set_stream_fec`).
+    pub classes: Vec<QosClass>,
+    /// `Auto`: protection switches on at this loss rate (and off below half of it).
+    pub min_loss: f64,
+    /// `Auto`: no protection while the smoothed RTT is below this (a retransmission is as fast).
+    pub min_rtt: Duration,
+}
+
+impl Default for FecConfig {
+    fn default() -> Self {
+        Self {
+            mode: FecMode::Auto,
+            flush_delay: Duration::from_millis(10),
+            datagrams: true,
+            classes: vec![QosClass::Media],
+            min_loss: 0.005,
+            min_rtt: Duration::from_millis(5),
+        }
+    }
+}
+
+impl FecConfig {
+    /// FEC disabled (neither sent nor accepted).
+    pub fn off() -> Self {
+        Self {
+            mode: FecMode::Off,
+            ..Self::default()
+        }
+    }
+
+    /// Always protect with `data` + `repair` groups.
+    pub fn fixed(data: u8, repair: u8) -> Self {
+        Self {
+            mode: FecMode::Fixed { data, repair },
+            ..Self::default()
+        }
+    }
+
+    /// Checks ranges.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if let FecMode::Fixed { data, repair } = self.mode {
+            if crate::fec::encoder::Shape::new(usize::from(data), usize::from(repair)).is_err() {
+                return Err(ConfigError::OutOfRange {
+                    field: "fec.mode",
+                    detail: "Fixed needs 1 <= data <= 48 and 1 <= repair <= 16",
+                });
+            }
+        }
+        if self.flush_delay.is_zero() || self.flush_delay > Duration::from_secs(1) {
+            return Err(ConfigError::OutOfRange {
+                field: "fec.flush_delay",
+                detail: "above 0 and at most 1 s",
+            });
+        }
+        if !(0.0..1.0).contains(&self.min_loss) {
+            return Err(ConfigError::OutOfRange {
+                field: "fec.min_loss",
+                detail: "0 <= min_loss < 1",
+            });
+        }
+        Ok(())
+    }
 }
 
 impl Default for TransportConfig {
@@ -98,6 +197,7 @@ impl Default for TransportConfig {
             heartbeat_interval: Duration::from_secs(5),
             heartbeat_timeout_count: 3,
             compression: CompressionConfig::default(),
+            fec: FecConfig::default(),
         }
     }
 }
@@ -132,7 +232,7 @@ impl TransportConfig {
                 detail: "at least 1",
             });
         }
-        Ok(())
+        self.fec.validate()
     }
 }
 

@@ -14,6 +14,7 @@ pub mod connection;
 pub mod crypto;
 pub mod endpoint;
 pub mod error;
+pub mod fec;
 pub mod handshake;
 pub mod identity;
 pub mod range_set;
@@ -22,8 +23,8 @@ pub mod time;
 pub mod wire;
 
 pub use config::{
-    ClientAuth, ClientConfig, EndpointConfig, RetryPolicy, ServerConfig, TransportConfig,
-    TrustPolicy,
+    ClientAuth, ClientConfig, EndpointConfig, FecConfig, FecMode, RetryPolicy, ServerConfig,
+    TransportConfig, TrustPolicy,
 };
 pub use connection::{
     Connection, ConnectionStats, DatagramError, Dir, Event, StreamApiError, StreamId, Transmit,

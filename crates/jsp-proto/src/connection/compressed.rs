@@ -187,8 +187,10 @@ impl Connection {
         codec::compress_append(input, dict, len - len / 8, &mut self.lz4.block)
     }
 
-    /// Appends queued DATAGRAM (or DATAGRAM_LZ4) frames while they fit before `limit`.
-    pub(super) fn write_datagram_frames(&mut self, buf: &mut Vec<u8>, limit: usize) {
+    /// Appends queued DATAGRAM (or DATAGRAM_LZ4) frames while they fit before `limit`; returns
+    /// whether it wrote any.
+    pub(super) fn write_datagram_frames(&mut self, buf: &mut Vec<u8>, limit: usize) -> bool {
+        let start = buf.len();
         let compression = &self.transport.compression;
         let (mode, min_size) = (compression.mode, compression.min_size.max(1));
         let compress = mode != CompressionMode::Off && self.peer_compression().is_some();
@@ -219,6 +221,7 @@ impl Connection {
             }
             frame::encode_datagram(buf, &d, true);
         }
+        buf.len() > start
     }
 
     /// Decompresses a received frame's data into the receive scratch, which the caller must

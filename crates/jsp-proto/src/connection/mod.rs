@@ -10,6 +10,7 @@
 
 mod compressed;
 pub mod crypto_stream;
+mod fec;
 pub mod keys;
 pub mod paths;
 mod recv;
@@ -179,6 +180,18 @@ pub struct ConnectionStats {
     pub compression_saved_bytes: u64,
     /// Compressed frames received and decompressed.
     pub compressed_frames_received: u64,
+    /// FEC: packets sent with a protected payload (FEC_SOURCE) (PROTOCOL.md §19).
+    pub fec_source_sent: u64,
+    /// FEC: repair symbols sent (REPAIR frames).
+    pub fec_repair_sent: u64,
+    /// FEC: lost payloads this side rebuilt from repair symbols (delivered without waiting for
+    /// a retransmission; their packets still count as lost at the sender).
+    pub fec_recovered: u64,
+    /// FEC: sources the peer reported rebuilt (FEC_RECOVERED), whose stream data was then not
+    /// retransmitted.
+    pub fec_peer_recovered: u64,
+    /// FEC: the group shape (source, repair) protecting traffic now, `None` when off.
+    pub fec_shape: Option<(u8, u8)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -317,6 +330,8 @@ pub struct Connection {
     early_streams: std::collections::HashSet<StreamId>,
     /// Set while the frames of a 0-RTT packet are processed.
     in_early_packet: bool,
+    /// Forward error correction (PROTOCOL.md §19).
+    fec: fec::FecState,
 }
 
 impl core::fmt::Debug for Connection {
@@ -439,6 +454,7 @@ impl Connection {
             early_bytes_received: 0,
             early_streams: std::collections::HashSet::new(),
             in_early_packet: false,
+            fec: fec::FecState::default(),
         })
     }
 
@@ -547,6 +563,7 @@ impl Connection {
             // We always decompress (PROTOCOL.md §14.5); `compression.mode` is about sending.
             compression: crate::wire::transport_params::COMPRESSION_LZ4,
             compression_dictionaries: t.compression.advertised_ids(),
+            fec_max_symbols: self.fec_local_param(),
             ..TransportParameters::default()
         };
         if self.side == Side::Server {
@@ -1020,6 +1037,12 @@ impl Connection {
             self.cids.set_initial_remote_token(token);
         }
         self.mtud.on_peer_max(p.max_udp_payload_size);
+        // PROTOCOL.md §19.1: FEC frames flow only if both sides advertise fec_max_symbols.
+        self.fec.peer_max = if self.fec_enabled() {
+            p.fec_max_symbols
+        } else {
+            0
+        };
         let local = self.transport.idle_timeout;
         let peer = Duration::from_millis(p.max_idle_timeout);
         self.idle_timeout = match (local.is_zero(), peer.is_zero()) {
@@ -1385,8 +1408,14 @@ impl Connection {
         }
         consider(self.app.as_ref().and_then(AppKeys::discard_deadline));
         consider(self.streams.next_deadline());
-        if self.streams.has_pending() || !self.datagrams_out.is_empty() {
+        if self.streams.has_pending()
+            || !self.datagrams_out.is_empty()
+            || self.fec.encoder.has_repairs()
+        {
             consider(self.pacing_deadline);
+        }
+        if self.state == State::Established {
+            consider(self.fec.encoder.flush_deadline());
         }
         consider(self.path.challenge.map(|(_, d)| d));
         t
@@ -1444,6 +1473,7 @@ impl Connection {
         if let Some(app) = self.app.as_mut() {
             app.on_timeout(now);
         }
+        self.fec_on_timer(now);
         if let Some((at, space)) = self.loss_timer() {
             if now >= at {
                 self.on_loss_timer(now, space);
@@ -1483,12 +1513,17 @@ impl Connection {
         let (mut min_pn, mut max_pn, mut count) = (u64::MAX, 0u64, 0u64);
         let sp = &mut self.spaces[space as usize];
         let mtud = &mut self.mtud;
+        let fec_controller = &mut self.fec.controller;
         sp.loss.detect_lost(now, &self.rtt, |pn, p| {
             min_pn = min_pn.min(pn);
             max_pn = max_pn.max(pn);
             count += 1;
             // A lost MTU probe says the path is smaller, not that it is congested.
             let probe = space == Space::Data && mtud.on_lost(pn, p.size);
+            if p.in_flight && !probe && space == Space::Data {
+                // The adaptive FEC policy measures raw loss (PROTOCOL.md §19.7).
+                fec_controller.on_lost(pn);
+            }
             if p.in_flight && !probe {
                 largest_lost_sent =
                     Some(largest_lost_sent.map_or(p.time_sent, |t| t.max(p.time_sent)));

@@ -298,6 +298,8 @@ impl Connection {
         if handshake_space && eliciting {
             r.ack_immediately = true;
         }
+        // Payloads FEC rebuilt while this packet was processed (PROTOCOL.md §19.6).
+        self.fec_process_recovered(now);
         PacketOutcome::Processed
     }
 
@@ -311,7 +313,10 @@ impl Connection {
     ) -> bool {
         let mut eliciting = false;
         let mut any = false;
-        for item in FrameIter::for_packet(payload, ty) {
+        // Set after a FEC_SOURCE frame: the rest of the payload is protected (PROTOCOL.md §19.2).
+        let mut protected: Option<crate::fec::decoder::SourceOutcome> = None;
+        let mut frames = FrameIter::for_packet(payload, ty);
+        while let Some(item) = frames.next() {
             any = true;
             let frame = match item {
                 Ok(f) => f,
@@ -322,6 +327,20 @@ impl Connection {
                 }
             };
             eliciting |= frame.is_ack_eliciting();
+            if let Some(outcome) = protected {
+                match self.fec_filter_protected(now, outcome, &frame) {
+                    Some(true) => {}
+                    Some(false) => continue,
+                    None => return eliciting,
+                }
+            }
+            if let Frame::FecSource { group, index } = frame {
+                protected = Some(self.on_fec_source(now, group, index, frames.remaining()));
+                if self.is_closing() {
+                    return eliciting;
+                }
+                continue;
+            }
             self.on_frame(now, space, frame);
             if self.is_closing() {
                 return eliciting;
@@ -333,7 +352,7 @@ impl Connection {
         eliciting
     }
 
-    fn on_frame(&mut self, now: Instant, space: Space, frame: Frame<'_>) {
+    pub(super) fn on_frame(&mut self, now: Instant, space: Space, frame: Frame<'_>) {
         match frame {
             Frame::Padding(_) | Frame::Ping => {}
             Frame::Ack(ack) => self.on_ack_frame(now, space, ack.iter(), ack.ack_delay()),
@@ -494,6 +513,10 @@ impl Connection {
                     self.address_validated = true;
                 }
             }
+            Frame::Repair(f) => self.on_repair_frame(now, f),
+            Frame::FecRecovered { group, bitmap } => self.on_fec_recovered(now, group, bitmap),
+            // Handled by `process_frames` (it needs the rest of the payload).
+            Frame::FecSource { .. } => {}
             // Blocked signals are informational; PADDING and PING need nothing.
             Frame::DataBlocked(_)
             | Frame::StreamDataBlocked { .. }
@@ -554,6 +577,12 @@ impl Connection {
         }
         let mut bytes_acked = 0u64;
         let mut largest_acked_sent: Option<Instant> = None;
+        if space == Space::Data {
+            let n = acked.iter().filter(|(_, p)| p.ack_eliciting).count();
+            self.fec
+                .controller
+                .on_acked(u32::try_from(n).unwrap_or(u32::MAX));
+        }
         for (pn, p) in acked {
             if p.in_flight {
                 self.rate.on_packet_acked(now, &p.rate, u64::from(p.size));

@@ -62,6 +62,7 @@ impl Connection {
             return Some(t);
         }
         self.maybe_update_keys(now);
+        self.fec_on_timer(now);
         let budget = self.amplification_budget();
         let mut max = self.mtu.min(usize::try_from(budget).unwrap_or(usize::MAX));
         if max < MIN_PACKET_ROOM {
@@ -258,7 +259,8 @@ impl Connection {
             }
         }
         let has_data = !closing && can_elicit && self.has_eliciting(level);
-        if !(ack_due || has_data || closing) {
+        let fec_reports = level == Level::OneRtt && !closing && !self.fec.reports.is_empty();
+        if !(ack_due || has_data || closing || fec_reports) {
             return None;
         }
 
@@ -337,6 +339,9 @@ impl Connection {
                     }
                 }
             }
+            if fec_reports {
+                self.fec_write_reports(buf, limit);
+            }
             if self.building_probe {
                 frame::encode_ping(buf);
                 sent.ping = true;
@@ -354,6 +359,7 @@ impl Connection {
             }
         }
         if buf.len() == payload_start {
+            self.fec.pending = None;
             buf.truncate(start);
             return None;
         }
@@ -370,9 +376,12 @@ impl Connection {
         }
         let end_with_tag = buf.len() + TAG_LEN;
         if layout.patch_length(buf, end_with_tag).is_err() {
+            self.fec.pending = None;
             buf.truncate(start);
             return None;
         }
+        // The protected payload is final now (padding included): it becomes a source symbol.
+        self.fec_commit_source(now, buf);
         if !self.seal_packet(level, buf, start, layout.pn_offset, layout.pn_len, pn) {
             buf.truncate(start);
             return None;
@@ -457,6 +466,7 @@ impl Connection {
                     || !self.cids.retire_pending.is_empty()
                     || self.path.challenge_pending
                     || !self.path.responses.is_empty()
+                    || self.fec.encoder.has_repairs()
             }
             Level::ZeroRtt => self.streams.has_pending() || !self.datagrams_out.is_empty(),
             _ => false,
@@ -588,10 +598,46 @@ impl Connection {
                 }
             }
         }
+        // FEC (PROTOCOL.md §19.5): repair symbols go before new data; when protection is
+        // active, room is kept for a FEC_SOURCE frame in front of the data frames.
+        let mut fec = None;
+        if level == Level::OneRtt {
+            self.fec_write_repairs(buf, limit);
+            let shape = self.fec_shape();
+            self.stats.fec_shape = shape.map(|s| (s.k as u8, s.m as u8));
+            if let Some(shape) = shape {
+                let (group, index) = self.fec.encoder.next_slot();
+                let tag_len = frame::fec_source_len(group, index as u64);
+                fec = Some((shape, group, index, tag_len, buf.len()));
+            }
+        }
+        let data_limit = fec.map_or(limit, |f| limit.saturating_sub(f.3));
+        let mut protect = false;
         if matches!(level, Level::OneRtt | Level::ZeroRtt) {
             // Datagrams (never retransmitted), then stream data; compressed where it pays.
-            self.write_datagram_frames(buf, limit);
+            let limit = data_limit;
+            let streams_before = sent.streams.len();
+            if self.write_datagram_frames(buf, limit) {
+                protect |= self.transport.fec.datagrams;
+            }
             self.write_stream_frames(buf, limit, sent);
+            if fec.is_some() {
+                for i in streams_before..sent.streams.len() {
+                    let id = sent.streams[i].id;
+                    protect |= self.fec_protects_stream(id);
+                }
+            }
+        }
+        if let (true, Some((shape, group, index, tag_len, data_start))) = (protect, fec) {
+            // Everything after the FEC_SOURCE frame is the protected payload (§19.2).
+            let mut tag = Vec::with_capacity(tag_len);
+            frame::encode_fec_source(&mut tag, group, index as u64);
+            buf.splice(data_start..data_start, tag);
+            self.fec.pending = Some(super::fec::PendingSource {
+                from: data_start + tag_len,
+                shape,
+                streams: sent.streams.clone(),
+            });
         }
         buf.len() > start
     }

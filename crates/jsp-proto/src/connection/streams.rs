@@ -632,6 +632,11 @@ impl Streams {
         }
     }
 
+    /// The QoS class of a stream we send on (for FEC eligibility, PROTOCOL.md §19.5).
+    pub fn send_class(&self, id: StreamId) -> Option<super::QosClass> {
+        self.send.get(&id).map(|s| s.prio.class)
+    }
+
     /// Appends the bytes of `chunk` (returned by [`Streams::next_chunk`]) to `out`.
     pub fn copy_chunk(&self, chunk: &StreamChunk, out: &mut Vec<u8>) {
         let Some(s) = self.send.get(&chunk.id) else {
@@ -659,9 +664,19 @@ impl Streams {
         let Some(s) = self.send.get_mut(&id) else {
             return;
         };
-        s.acked.insert(range);
+        // The same bytes can be acknowledged twice (an FEC recovery report, PROTOCOL.md §19.6,
+        // then the ACK of a retransmission, or a spurious retransmission): what is below `base`
+        // is already released, and must not be recorded again (it would sit in front of the
+        // acknowledged set and stop `base` from advancing).
+        let range = range.start.max(s.base)..range.end.max(s.base);
+        // A range queued for retransmission that turns out to be delivered is not sent again.
+        s.pending.remove(range.clone());
+        if !range.is_empty() {
+            s.acked.insert(range);
+        }
         if fin {
             s.fin_acked = true;
+            s.fin_pending = false;
         }
         let first = s.acked.iter().next();
         if let Some(first) = first {

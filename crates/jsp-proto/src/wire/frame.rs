@@ -19,6 +19,11 @@ use super::varint::{self, DecodeError, EncodeError, Reader};
 /// two bits for its type (PROTOCOL.md §10, RFC 9000 §19.11).
 pub const MAX_STREAM_COUNT: u64 = 1 << 60;
 
+/// Most source symbols in an FEC group (PROTOCOL.md §19.1).
+pub const FEC_MAX_K: u64 = 48;
+/// Most repair symbols in an FEC group (PROTOCOL.md §19.1).
+pub const FEC_MAX_M: u64 = 16;
+
 /// The largest close reason, in bytes (PROTOCOL.md §10).
 pub const MAX_REASON_LEN: usize = 1024;
 
@@ -103,6 +108,12 @@ impl FrameType {
     pub const STREAM_LZ4_FIN: FrameType = FrameType(0x3d);
     /// DATAGRAM_LZ4 (0x3e): an LZ4-compressed datagram (PROTOCOL.md §14.5).
     pub const DATAGRAM_LZ4: FrameType = FrameType(0x3e);
+    /// FEC_SOURCE (0x32): the rest of the packet is FEC-protected (PROTOCOL.md §19.2).
+    pub const FEC_SOURCE: FrameType = FrameType(0x32);
+    /// REPAIR (0x33): one FEC repair symbol (PROTOCOL.md §19.2).
+    pub const REPAIR: FrameType = FrameType(0x33);
+    /// FEC_RECOVERED (0x34): sources the receiver rebuilt with FEC (PROTOCOL.md §19.6).
+    pub const FEC_RECOVERED: FrameType = FrameType(0x34);
 
     /// The type with codepoint `raw`.
     pub const fn new(raw: u64) -> Self {
@@ -125,7 +136,7 @@ impl FrameType {
             0x00 | 0x01 => ALL,
             0x02 | 0x06 | 0x1c => IH1,
             0x04 | 0x05 | 0x08..=0x17 | 0x20 | 0x30 | 0x31 | 0x3c..=0x3e => APP,
-            0x18..=0x1b | 0x1d | 0x1e => IN_1RTT,
+            0x18..=0x1b | 0x1d | 0x1e | 0x32..=0x34 => IN_1RTT,
             _ => 0,
         }
     }
@@ -149,9 +160,10 @@ impl FrameType {
     }
 
     /// Whether a packet containing this frame must be acknowledged: every frame except PADDING,
-    /// ACK, CONNECTION_CLOSE and APPLICATION_CLOSE (PROTOCOL.md §10, as RFC 9002 §2).
+    /// ACK, CONNECTION_CLOSE, APPLICATION_CLOSE and FEC_RECOVERED (PROTOCOL.md §10, as
+    /// RFC 9002 §2; FEC_RECOVERED travels with acknowledgements, §19.6).
     pub const fn is_ack_eliciting(self) -> bool {
-        !matches!(self.0, 0x00 | 0x02 | 0x1c | 0x1d)
+        !matches!(self.0, 0x00 | 0x02 | 0x1c | 0x1d | 0x34)
     }
 
     fn name(self) -> Option<&'static str> {
@@ -182,6 +194,9 @@ impl FrameType {
             0x30 | 0x31 => "DATAGRAM",
             0x3c | 0x3d => "STREAM_LZ4",
             0x3e => "DATAGRAM_LZ4",
+            0x32 => "FEC_SOURCE",
+            0x33 => "REPAIR",
+            0x34 => "FEC_RECOVERED",
             _ => return None,
         })
     }
@@ -228,6 +243,10 @@ pub enum FrameErrorReason {
     /// A compressed frame declares an uncompressed length of 0 or above 65536 bytes, or a
     /// dictionary id above 2^32 - 1 (§14.5).
     InvalidCompression,
+    /// An FEC field is out of range: a source index of 48 or more, REPAIR with k outside
+    /// 1..=48, m outside 1..=16, an index not below m or a symbol shorter than 2 bytes, or
+    /// FEC_RECOVERED with an empty bitmap or one of 48 bits or more (§19.2).
+    InvalidFec,
 }
 
 impl From<DecodeError> for FrameErrorReason {
@@ -401,6 +420,23 @@ pub struct NewConnectionId {
     pub reset_token: [u8; RESET_TOKEN_LEN],
 }
 
+/// A REPAIR frame (PROTOCOL.md §19.2): repair symbol `index` of group `group`, whose `k` source
+/// symbols are protected by `m` repair symbols. Validated on decode: `1 <= k <= 48`,
+/// `1 <= m <= 16`, `index < m`, `symbol.len() >= 2`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RepairFrame<'a> {
+    /// The group.
+    pub group: u64,
+    /// Source symbols in the group.
+    pub k: u64,
+    /// Repair symbols in the group.
+    pub m: u64,
+    /// This symbol's index among the repair symbols.
+    pub index: u64,
+    /// The symbol (every symbol of a group has this length).
+    pub symbol: &'a [u8],
+}
+
 /// A frame, borrowing its variable-length parts from the decrypted payload (PROTOCOL.md §10).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Frame<'a> {
@@ -512,6 +548,24 @@ pub enum Frame<'a> {
     },
     /// DATAGRAM (with or without a Length field).
     Datagram(&'a [u8]),
+    /// FEC_SOURCE: the frames after it in the packet are source symbol `index` of FEC group
+    /// `group` (PROTOCOL.md §19.2); `index < 48`.
+    FecSource {
+        /// The group.
+        group: u64,
+        /// The source index in the group.
+        index: u64,
+    },
+    /// REPAIR: one repair symbol.
+    Repair(RepairFrame<'a>),
+    /// FEC_RECOVERED: the receiver rebuilt the sources of `group` whose bits are set in `bitmap`
+    /// (bit i = source i; non-zero, below 2^48).
+    FecRecovered {
+        /// The group.
+        group: u64,
+        /// Recovered source indices as bits.
+        bitmap: u64,
+    },
 }
 
 /// A close reason as text, replacing invalid UTF-8 (PROTOCOL.md §10 says UTF-8, but a peer's
@@ -547,6 +601,14 @@ impl<'a> FrameIter<'a> {
             r: Reader::new(payload),
             packet_type: Some(ty),
         }
+    }
+}
+
+impl<'a> FrameIter<'a> {
+    /// The bytes not yet decoded: after a [`Frame::FecSource`], the protected part of the
+    /// payload (PROTOCOL.md §19.2).
+    pub fn remaining(&self) -> &'a [u8] {
+        self.r.peek_rest()
     }
 }
 
@@ -726,6 +788,43 @@ fn decode_body<'a>(
             })
         }
         0x3e => Frame::DatagramLz4(decode_compressed(r)?),
+        0x32 => {
+            let group = r.get_varint()?;
+            let index = r.get_varint()?;
+            if index >= FEC_MAX_K {
+                return Err(FrameErrorReason::InvalidFec);
+            }
+            Frame::FecSource { group, index }
+        }
+        0x33 => {
+            let group = r.get_varint()?;
+            let k = r.get_varint()?;
+            let m = r.get_varint()?;
+            let index = r.get_varint()?;
+            let symbol = r.get_varint_prefixed()?;
+            if !(1..=FEC_MAX_K).contains(&k)
+                || !(1..=FEC_MAX_M).contains(&m)
+                || index >= m
+                || symbol.len() < 2
+            {
+                return Err(FrameErrorReason::InvalidFec);
+            }
+            Frame::Repair(RepairFrame {
+                group,
+                k,
+                m,
+                index,
+                symbol,
+            })
+        }
+        0x34 => {
+            let group = r.get_varint()?;
+            let bitmap = r.get_varint()?;
+            if bitmap == 0 || bitmap >= 1 << FEC_MAX_K {
+                return Err(FrameErrorReason::InvalidFec);
+            }
+            Frame::FecRecovered { group, bitmap }
+        }
         _ => return Err(FrameErrorReason::UnknownType),
     };
     Ok(frame)
@@ -1270,6 +1369,42 @@ pub fn datagram_lz4_header_len(
     1 + v(u64::from(dictionary)) + v(len_u64(uncompressed_len)) + v(len_u64(block_len))
 }
 
+/// Appends a FEC_SOURCE frame (PROTOCOL.md §19.2).
+pub fn encode_fec_source(buf: &mut Vec<u8>, group: u64, index: u64) {
+    buf.push(0x32);
+    put_var(buf, group);
+    put_var(buf, index);
+}
+
+/// Size of a FEC_SOURCE frame.
+pub fn fec_source_len(group: u64, index: u64) -> usize {
+    1 + varint::encoded_len(group) + varint::encoded_len(index)
+}
+
+/// Appends a REPAIR frame (PROTOCOL.md §19.2).
+pub fn encode_repair(buf: &mut Vec<u8>, f: &RepairFrame<'_>) {
+    buf.push(0x33);
+    put_var(buf, f.group);
+    put_var(buf, f.k);
+    put_var(buf, f.m);
+    put_var(buf, f.index);
+    put_var(buf, len_u64(f.symbol.len()));
+    buf.extend_from_slice(f.symbol);
+}
+
+/// Size of a REPAIR frame.
+pub fn repair_frame_len(f: &RepairFrame<'_>) -> usize {
+    let v = varint::encoded_len;
+    1 + v(f.group) + v(f.k) + v(f.m) + v(f.index) + v(len_u64(f.symbol.len())) + f.symbol.len()
+}
+
+/// Appends a FEC_RECOVERED frame (PROTOCOL.md §19.6).
+pub fn encode_fec_recovered(buf: &mut Vec<u8>, group: u64, bitmap: u64) {
+    buf.push(0x34);
+    put_var(buf, group);
+    put_var(buf, bitmap);
+}
+
 /// Size of a DATAGRAM frame carrying `data_len` bytes.
 pub fn datagram_frame_len(data_len: usize, with_len: bool) -> usize {
     let len_field = if with_len {
@@ -1311,6 +1446,9 @@ impl Frame<'_> {
             Frame::StreamLz4(s) if s.fin => FrameType::STREAM_LZ4_FIN,
             Frame::StreamLz4(_) => FrameType::STREAM_LZ4,
             Frame::DatagramLz4(_) => FrameType::DATAGRAM_LZ4,
+            Frame::FecSource { .. } => FrameType::FEC_SOURCE,
+            Frame::Repair(_) => FrameType::REPAIR,
+            Frame::FecRecovered { .. } => FrameType::FEC_RECOVERED,
         }
     }
 
@@ -1389,6 +1527,9 @@ impl Frame<'_> {
                 encode_datagram_lz4_header(buf, d.dictionary, d.uncompressed_len, d.block.len());
                 buf.extend_from_slice(d.block);
             }
+            Frame::FecSource { group, index } => encode_fec_source(buf, group, index),
+            Frame::Repair(ref f) => encode_repair(buf, f),
+            Frame::FecRecovered { group, bitmap } => encode_fec_recovered(buf, group, bitmap),
         }
     }
 
@@ -1466,6 +1607,9 @@ impl Frame<'_> {
                 start,
                 end,
             } => 1 + v(stream_id) + v(start) + v(end),
+            Frame::FecSource { group, index } => fec_source_len(group, index),
+            Frame::Repair(ref f) => repair_frame_len(f),
+            Frame::FecRecovered { group, bitmap } => 1 + v(group) + v(bitmap),
         }
     }
 }

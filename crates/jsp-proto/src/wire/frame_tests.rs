@@ -591,6 +591,21 @@ impl FrameSpec {
                 start: a.min(b),
                 end: a.max(b),
             },
+            19 => Frame::FecSource {
+                group: a,
+                index: b % FEC_MAX_K,
+            },
+            20 if self.bytes.len() >= 2 => Frame::Repair(RepairFrame {
+                group: a,
+                k: 1 + b % FEC_MAX_K,
+                m: 1 + c % FEC_MAX_M,
+                index: (c % FEC_MAX_M) / 2,
+                symbol: &self.bytes,
+            }),
+            21 => Frame::FecRecovered {
+                group: a,
+                bitmap: 1 + b % ((1 << FEC_MAX_K) - 1),
+            },
             _ => Frame::Datagram(&self.bytes),
         }
     }
@@ -598,7 +613,7 @@ impl FrameSpec {
 
 fn frame_spec() -> impl Strategy<Value = FrameSpec> {
     (
-        0u8..20,
+        0u8..23,
         (0..=MAX, 0..=MAX, 0..=MAX),
         any::<bool>(),
         proptest::collection::vec(any::<u8>(), 0..300),
@@ -689,4 +704,79 @@ fn compressed_frames_bytes_and_limits() {
     // Not allowed in Initial or Handshake packets.
     assert!(!FrameType::STREAM_LZ4.allowed_in(PacketType::Initial));
     assert!(FrameType::DATAGRAM_LZ4.allowed_in(PacketType::ZeroRtt));
+}
+
+#[test]
+fn fec_frame_layouts() {
+    let mut buf = Vec::new();
+    encode_fec_source(&mut buf, 7, 3);
+    assert_eq!(buf, [0x32, 7, 3]);
+    assert_eq!(fec_source_len(7, 3), 3);
+    buf.clear();
+    let f = RepairFrame {
+        group: 7,
+        k: 10,
+        m: 2,
+        index: 1,
+        symbol: &[0, 1, 0xaa],
+    };
+    encode_repair(&mut buf, &f);
+    assert_eq!(buf, [0x33, 7, 10, 2, 1, 3, 0, 1, 0xaa]);
+    assert_eq!(repair_frame_len(&f), buf.len());
+    assert_eq!(decode_all(&buf).unwrap(), [Frame::Repair(f)]);
+    buf.clear();
+    encode_fec_recovered(&mut buf, 7, 0b101);
+    assert_eq!(buf, [0x34, 7, 5]);
+    assert!(!FrameType::FEC_RECOVERED.is_ack_eliciting());
+    assert!(FrameType::REPAIR.is_ack_eliciting());
+    assert!(!FrameType::REPAIR.allowed_in(PacketType::ZeroRtt));
+    assert!(FrameType::FEC_SOURCE.allowed_in(PacketType::OneRtt));
+}
+
+#[test]
+fn malformed_fec_frames_are_typed_errors() {
+    let invalid = |bytes: &[u8]| {
+        let err = decode_all(bytes).unwrap_err();
+        assert_eq!(err.reason, FrameErrorReason::InvalidFec, "{bytes:x?}");
+        assert_eq!(err.code(), crate::wire::error_code::FRAME_ENCODING_ERROR);
+    };
+    invalid(&[0x32, 0, 48]); // source index >= 48
+    invalid(&[0x33, 0, 0, 2, 0, 2, 0, 0]); // k = 0
+    invalid(&[0x33, 0, 49, 2, 0, 2, 0, 0]); // k = 49
+    invalid(&[0x33, 0, 3, 0, 0, 2, 0, 0]); // m = 0
+    invalid(&[0x33, 0, 3, 17, 0, 2, 0, 0]); // m = 17
+    invalid(&[0x33, 0, 3, 2, 2, 2, 0, 0]); // index = m
+    invalid(&[0x33, 0, 3, 2, 0, 1, 0]); // symbol shorter than its length prefix
+    invalid(&[0x34, 0, 0]); // empty bitmap
+    invalid(&[0x34, 0, 0xc0, 1, 0, 0, 0, 0, 0, 0]); // bit 48
+                                                    // Truncated symbol.
+    let err = decode_all(&[0x33, 0, 3, 2, 0, 9, 0, 0]).unwrap_err();
+    assert_eq!(err.reason, FrameErrorReason::UnexpectedEnd);
+    // Not in 0-RTT.
+    let err = FrameIter::for_packet(&[0x32, 0, 0], PacketType::ZeroRtt)
+        .next()
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(err.reason, FrameErrorReason::NotAllowed);
+}
+
+proptest! {
+    /// Any bytes after an FEC frame type decode to a valid frame or a typed error, never a
+    /// panic, and every decoded frame re-encodes to the bytes it came from.
+    #[test]
+    fn fec_frame_decoder_is_total(ty in 0x32u8..=0x34, body in proptest::collection::vec(any::<u8>(), 0..64)) {
+        let mut bytes = vec![ty];
+        bytes.extend_from_slice(&body);
+        let mut it = FrameIter::new(&bytes);
+        if let Some(Ok(f)) = it.next() {
+            let consumed = bytes.len() - it.remaining().len();
+            let mut out = Vec::new();
+            f.encode(&mut out);
+            prop_assert_eq!(out.len(), f.encoded_len());
+            // Canonical varints re-encode byte for byte.
+            if out.len() == consumed {
+                prop_assert_eq!(&out[..], &bytes[..consumed]);
+            }
+        }
+    }
 }

@@ -47,6 +47,9 @@ pub mod id {
     pub const MAX_DATAGRAM_FRAME_SIZE: u64 = 0x0f;
     /// stateless_reset_token.
     pub const STATELESS_RESET_TOKEN: u64 = 0x10;
+    /// fec_max_symbols (PROTOCOL.md §19.1).
+    pub const FEC_MAX_SYMBOLS: u64 = 0x11;
+
     /// compression: which compressed frames the sender accepts (§14.5).
     pub const COMPRESSION: u64 = 0x20;
     /// compression_dictionaries: the dictionary ids the sender can decompress with (§14.5).
@@ -54,7 +57,7 @@ pub mod id {
 
     /// Whether `id` is a parameter this implementation knows.
     pub(crate) const fn is_known(id: u64) -> bool {
-        matches!(id, 0x01..=0x10 | 0x20 | 0x21)
+        matches!(id, 0x01..=0x11 | 0x20 | 0x21)
     }
 }
 
@@ -150,6 +153,10 @@ pub struct TransportParameters {
     pub compression: u64,
     /// Dictionaries the sender can decompress with (at most 4).
     pub compression_dictionaries: AdvertisedDictionaries,
+    /// Largest FEC group (`k + m` symbols) the sender decodes; 0 (the default, and the value of
+    /// an absent parameter) means it does not support FEC (PROTOCOL.md §19.1). Encoded only when
+    /// non-zero.
+    pub fec_max_symbols: u64,
 }
 
 impl Default for TransportParameters {
@@ -173,6 +180,7 @@ impl Default for TransportParameters {
             stateless_reset_token: None,
             compression: 0,
             compression_dictionaries: AdvertisedDictionaries::default(),
+            fec_max_symbols: 0,
         }
     }
 }
@@ -222,6 +230,7 @@ impl TransportParameters {
                 id::MAX_DATAGRAM_FRAME_SIZE,
                 self.max_datagram_frame_size <= varint::MAX,
             ),
+            (id::FEC_MAX_SYMBOLS, self.fec_max_symbols <= varint::MAX),
         ];
         match checks.iter().find(|(_, ok)| !ok) {
             Some(&(bad, _)) => Err(InvalidValue(bad)),
@@ -310,6 +319,9 @@ impl TransportParameters {
             chunk.copy_from_slice(&id.to_be_bytes());
         }
         put_bytes(buf, id::COMPRESSION_DICTIONARIES, &ids[..4 * n]);
+        if self.fec_max_symbols != 0 {
+            put_int(buf, id::FEC_MAX_SYMBOLS, self.fec_max_symbols);
+        }
     }
 
     /// Decodes parameters (PROTOCOL.md §8): rejects truncation, duplicates, values of the wrong
@@ -375,6 +387,7 @@ impl TransportParameters {
                             .insert(DictionaryId(u32::from_be_bytes(raw)));
                     }
                 }
+                id::FEC_MAX_SYMBOLS => p.fec_max_symbols = int()?,
                 _ => {
                     let token = <[u8; 16]>::try_from(value).map_err(|_| InvalidValue(id))?;
                     p.stateless_reset_token = Some(token);
@@ -567,11 +580,32 @@ mod tests {
     fn unknown_ids_are_ignored() {
         let mut b = iscid();
         param(&mut b, 0x00, &[1, 2, 3]);
-        param(&mut b, 0x11, &[]);
+        param(&mut b, 0x12, &[]);
         param(&mut b, 0x1a2a, &[9; 40]);
         param(&mut b, 0x1a2a, &[9; 40]);
         param(&mut b, varint::MAX, &[0]);
         assert_eq!(TransportParameters::decode(&b), Ok(minimal()));
+    }
+
+    #[test]
+    fn fec_max_symbols_is_optional() {
+        // Absent: 0 (no FEC); written only when non-zero (PROTOCOL.md §8, §19.1).
+        let mut b = Vec::new();
+        minimal().encode(&mut b);
+        assert_eq!(TransportParameters::decode(&b).unwrap().fec_max_symbols, 0);
+        let with = TransportParameters {
+            fec_max_symbols: 64,
+            ..minimal()
+        };
+        let mut c = Vec::new();
+        with.encode(&mut c);
+        assert_eq!(&c[b.len()..], [0x11, 2, 0x40, 0x40]);
+        assert_eq!(TransportParameters::decode(&c), Ok(with));
+        param(&mut c, 0x11, &[1]);
+        assert_eq!(
+            TransportParameters::decode(&c),
+            Err(TransportParameterError::Duplicate(0x11))
+        );
     }
 
     #[test]
@@ -685,6 +719,7 @@ mod tests {
                         stateless_reset_token: p,
                         compression: q,
                         compression_dictionaries: dictionaries,
+                        fec_max_symbols: a % 100,
                     }
                 },
             )

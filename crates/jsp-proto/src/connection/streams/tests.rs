@@ -119,6 +119,31 @@ fn lost_data_is_resent_and_acked_data_released() {
 }
 
 #[test]
+fn acknowledging_released_bytes_again_does_not_stall_the_stream() {
+    // An FEC recovery report and then the ACK of a retransmission (or a spurious retransmission)
+    // acknowledge the same bytes twice (PROTOCOL.md §19.6).
+    let (mut c, _) = pair();
+    let id = c.open(Dir::Uni, T0).unwrap();
+    c.write(id, &[1u8; 300], true, None).unwrap();
+    let a = c.next_chunk(100).unwrap();
+    let b = c.next_chunk(100).unwrap();
+    let d = c.next_chunk(100).unwrap();
+    c.on_ack(id, 0..100, false);
+    c.on_lost(id, b.offset..b.offset + 100, false);
+    // The lost range is reported delivered (FEC): it is not retransmitted.
+    c.on_ack(id, 100..200, false);
+    assert!(
+        c.next_chunk(1000).is_none(),
+        "a delivered range was queued again"
+    );
+    // The first range is acknowledged a second time, below the released base.
+    c.on_ack(id, a.offset..a.offset + 100, false);
+    c.on_ack(id, 200..300, d.fin);
+    assert_eq!(c.buffered_send_bytes(), 0);
+    assert_eq!(c.live(), 0, "the stream was not released");
+}
+
+#[test]
 fn send_buffer_is_bounded() {
     let mut c = Streams::new(
         Side::Client,
