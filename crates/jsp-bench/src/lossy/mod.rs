@@ -387,11 +387,11 @@ impl LossRunner {
         outcome
     }
 
-    /// The implementations to measure, with jsp-nofec left out (with a
-    /// message; a failure if it was asked for by name) while it cannot run.
-    fn kinds(&self, allowed: &[ImplKind], outcome: &mut Outcome) -> Vec<ImplKind> {
+    /// The implementations to measure: those asked for by name, or the loss
+    /// set, among those the scenario allows.
+    fn kinds(&self, allowed: &[ImplKind]) -> Vec<ImplKind> {
         let asked = !self.impls.is_empty();
-        let mut kinds: Vec<ImplKind> = LOSS_IMPLS_OPTIONAL
+        let kinds: Vec<ImplKind> = LOSS_IMPLS_OPTIONAL
             .into_iter()
             .filter(|k| self.impls.contains(k))
             .chain(
@@ -401,15 +401,6 @@ impl LossRunner {
             )
             .filter(|k| allowed.contains(k))
             .collect();
-        if kinds.contains(&ImplKind::JspNofec) {
-            if let Err(why) = jsp_nofec::available() {
-                eprintln!("  note: {why}; it is left out of this run");
-                if asked {
-                    outcome.failures.push(format!("jsp-nofec: {why}"));
-                }
-                kinds.retain(|&k| k != ImplKind::JspNofec);
-            }
-        }
         kinds
     }
 
@@ -470,7 +461,7 @@ impl LossRunner {
                 "UDP relay on loopback (no tcp-tls)".into(),
             ),
         };
-        let kinds = self.kinds(allowed, outcome);
+        let kinds = self.kinds(allowed);
         let client = match &path {
             Path::Tun(tun) => tun.client_runtime().map(|c| {
                 let flag = c.failed_flag();
@@ -675,7 +666,7 @@ impl LossRunner {
 
     #[cfg(feature = "sim")]
     fn run_sim(&self, outcome: &mut Outcome) {
-        let kinds = self.kinds(&[ImplKind::Jsp, ImplKind::JspNofec], outcome);
+        let kinds = self.kinds(&[ImplKind::Jsp, ImplKind::JspNofec]);
         let interrupt = Arc::new(Interrupt::default());
         // The simulator needs no runtime; one worker listens for signals.
         let listener = tokio::runtime::Builder::new_multi_thread()
@@ -757,7 +748,7 @@ impl LossRunner {
 fn sim_measure(kind: ImplKind, seed: u64, spec: &sim::SimSpec) -> anyhow::Result<Vec<Measure>> {
     let mut transport = crate::peers::jsp::transport();
     if kind == ImplKind::JspNofec {
-        jsp_nofec::disable_fec(&mut transport)?;
+        jsp_nofec::disable_fec(&mut transport);
     }
     let mut measures = sim::bulk(seed, spec, &transport)?;
     measures.extend(sim::realtime(seed ^ 0x5254, spec, &transport)?);

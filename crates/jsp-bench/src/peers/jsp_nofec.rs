@@ -3,11 +3,7 @@
 //! recovered by retransmission alone. The loss benchmarks run it beside
 //! `jsp` to show what FEC buys.
 //!
-//! The whole difference is [`disable_fec`]. Until the engine has an FEC
-//! setting (`jsp_proto::TransportConfig::fec`, being built on a branch),
-//! that function reports [`FecUnavailable`]: the server refuses to start,
-//! the client refuses to connect, and the loss runner leaves `jsp-nofec`
-//! out with a message instead of reporting a copy of `jsp`'s numbers.
+//! The whole difference is [`disable_fec`].
 
 use anyhow::Context as _;
 use jsp::TransportConfig;
@@ -15,50 +11,18 @@ use jsp::TransportConfig;
 use super::jsp::{server_config_with, start_endpoint, transport, JspClient, JspConn};
 use super::{BenchClient, BenchServer, ServeOptions, ServerInfo};
 
-/// Why `jsp-nofec` cannot run yet.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct FecUnavailable;
-
-impl std::fmt::Display for FecUnavailable {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(
-            "jsp-nofec is unavailable: this build of jsp-proto has no FEC setting \
-             (TransportConfig::fec), so jsp-nofec would be jsp under another name; \
-             see disable_fec in crates/jsp-bench/src/peers/jsp_nofec.rs",
-        )
-    }
-}
-
-impl std::error::Error for FecUnavailable {}
-
 /// THE ONE DIFFERENCE between `jsp` and `jsp-nofec`: turns forward error
-/// correction off in `transport`, which is otherwise the `jsp` peer's
-/// (both the server's and the client's).
-///
-/// To enable `jsp-nofec` once FEC is on main, replace the body with the
-/// engine's switch, for example:
-///
-/// ```text
-/// transport.fec = jsp_proto::FecMode::Off;   // whatever the FEC branch names it
-/// Ok(())
-/// ```
-///
-/// Nothing else needs to change: the server, the client and the loss runner
-/// all go through this function (and [`available`], which calls it).
-pub fn disable_fec(transport: &mut TransportConfig) -> Result<(), FecUnavailable> {
-    let _ = transport;
-    Err(FecUnavailable)
-}
-
-/// Whether `jsp-nofec` can run in this build (see [`disable_fec`]).
-pub fn available() -> Result<(), FecUnavailable> {
-    disable_fec(&mut transport())
+/// correction off in `transport` (`FecConfig::off()`: `fec_max_symbols` is
+/// not advertised, so neither side sends FEC frames), which is otherwise the
+/// `jsp` peer's, on both the server and the client.
+pub fn disable_fec(transport: &mut TransportConfig) {
+    transport.fec = jsp_proto::FecConfig::off();
 }
 
 /// The `jsp` peer's transport settings with FEC off.
 fn nofec_transport() -> anyhow::Result<TransportConfig> {
     let mut transport = transport();
-    disable_fec(&mut transport)?;
+    disable_fec(&mut transport);
     Ok(transport)
 }
 
@@ -97,9 +61,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn unavailable_until_the_engine_has_an_fec_setting() {
-        // When FEC lands and `disable_fec` is filled in, this flips: update it then.
-        assert_eq!(available(), Err(FecUnavailable));
-        assert!(FecUnavailable.to_string().contains("disable_fec"));
+    fn only_fec_differs_from_jsp() {
+        let jsp = transport();
+        assert_ne!(
+            jsp.fec.mode,
+            jsp_proto::FecMode::Off,
+            "jsp runs with FEC (auto)"
+        );
+        let nofec = nofec_transport().unwrap();
+        assert_eq!(nofec.fec.mode, jsp_proto::FecMode::Off);
+        assert_eq!(nofec.idle_timeout, jsp.idle_timeout);
+        assert_eq!(nofec.max_streams, jsp.max_streams);
+        assert_eq!(nofec.compression.mode, jsp.compression.mode);
     }
 }
