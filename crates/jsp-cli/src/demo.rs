@@ -1,5 +1,10 @@
 //! `jsp demo`: a server and a client in one process on loopback, showing in a few lines the
-//! post-quantum handshake, an echo round trip, a bulk transfer and the connection's statistics.
+//! post-quantum handshake, an echo round trip, a bulk transfer and the connection's statistics,
+//! then forward error correction rebuilding lost packets on a lossy link ([`fec`], also run
+//! alone with `jsp demo --only fec`).
+
+pub mod fec;
+pub mod relay;
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -24,16 +29,41 @@ pub const DEFAULT_DEMO_BYTES: u64 = 100_000_000;
 /// The message echoed.
 const ECHO_MESSAGE: &str = "hello, post-quantum world";
 
-/// Runs the demo, writing its lines to `out`.
-pub async fn run(bytes: u64, out: &mut impl Write) -> Result<(), CliError> {
+/// A part of the demo that runs alone (`jsp demo --only STEP`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DemoStep {
+    /// Forward error correction on a lossy link, with and without FEC.
+    Fec,
+}
+
+/// The first line of every demo.
+const TITLE: &str =
+    "JetStreamProto demo: a server and a client in this process, over UDP on 127.0.0.1";
+
+/// Runs the demo (or only the step `only`), writing its lines to `out`.
+pub async fn run(bytes: u64, only: Option<DemoStep>, out: &mut impl Write) -> Result<(), CliError> {
     let mut say = |line: &str| -> Result<(), CliError> {
         writeln!(out, "{line}")
             .and_then(|()| out.flush())
             .map_err(CliError::Stdout)
     };
-    let identity = Identity::generate(default_provider().as_ref())
-        .map_err(|e| CliError::new(format!("cannot generate a key: {e}")))?;
-    let fingerprint = identity.fingerprint();
+    match only {
+        Some(DemoStep::Fec) => {
+            say(TITLE)?;
+            fec::run(&mut say).await
+        }
+        None => run_all(bytes, &mut say).await,
+    }
+}
+
+/// A fresh server identity.
+fn generate_identity() -> Result<Identity, CliError> {
+    Identity::generate(default_provider().as_ref())
+        .map_err(|e| CliError::new(format!("cannot generate a key: {e}")))
+}
+
+/// A server on any free UDP port of 127.0.0.1, without rate limits.
+fn server_settings(identity: Identity) -> Result<ServerSettings, CliError> {
     let loopback: SocketAddr = (std::net::Ipv4Addr::LOCALHOST, 0).into();
     let unconfigurable = |e: &dyn std::fmt::Display| CliError::new(format!("demo settings: {e}"));
     let connection = ConnectionConfig::builder()
@@ -41,22 +71,32 @@ pub async fn run(bytes: u64, out: &mut impl Write) -> Result<(), CliError> {
         .build()
         .map_err(|e| unconfigurable(&e))?;
     // One worker: the client shares this process and its cores.
-    let settings = ServerSettings::builder(identity)
+    ServerSettings::builder(identity)
         .listen_udp(loopback)
         .workers(1)
         .connection(connection)
         .global_rate_limit_messages(None)
         .global_rate_limit_bytes(None)
         .build()
-        .map_err(|e| unconfigurable(&e))?;
-    let server = Arc::new(listen::start(settings).await?);
+        .map_err(|e| unconfigurable(&e))
+}
+
+/// Every step in turn.
+async fn run_all(
+    bytes: u64,
+    say: &mut impl FnMut(&str) -> Result<(), CliError>,
+) -> Result<(), CliError> {
+    let identity = generate_identity()?;
+    let fingerprint = identity.fingerprint();
+    let loopback: SocketAddr = (std::net::Ipv4Addr::LOCALHOST, 0).into();
+    let server = Arc::new(listen::start(server_settings(identity)?).await?);
     let server_addr = server.local_addr().unwrap_or(loopback);
     let behaviour = Arc::new(Behaviour {
         echo: true,
         files: None,
     });
     tokio::spawn(accept_loop(server.clone(), behaviour));
-    say("JetStreamProto demo: a server and a client in this process, over UDP on 127.0.0.1")?;
+    say(TITLE)?;
     say(&format!("server     {server_addr}, key {fingerprint}"))?;
 
     let opts = ClientOptions {
@@ -109,6 +149,7 @@ pub async fn run(bytes: u64, out: &mut impl Write) -> Result<(), CliError> {
     ))?;
     client::close(connected).await;
     server.shutdown().await;
+    fec::run(say).await?;
     say("next       jsp keygen --out keys && \
          jsp serve --listen 0.0.0.0:4433 --identity keys/identity.key --echo")?;
     say("           then elsewhere: jsp connect SERVER:4433 --pin <the fingerprint it prints>")?;

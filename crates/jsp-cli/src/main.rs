@@ -213,12 +213,16 @@ struct BenchArgs {
 /// See the protocol work, with no setup: a server and a client in this process, over loopback.
 ///
 /// Shows the post-quantum handshake (suite, key exchange, time), an echo round trip, a 100 MB
-/// transfer with its rate, and the connection's statistics.
+/// transfer with its rate, the connection's statistics, and forward error correction rebuilding
+/// lost packets on a lossy link (with and without FEC, side by side).
 #[derive(Debug, Args)]
 struct DemoArgs {
     /// Bytes to transfer (tests use less)
     #[arg(long, hide = true, default_value = "100M", value_parser = parse_size)]
     bytes: u64,
+    /// Run only this part of the demo
+    #[arg(long, value_enum, value_name = "STEP")]
+    only: Option<jsp_cli::demo::DemoStep>,
 }
 
 fn parse_pin(text: &str) -> Result<Fingerprint, String> {
@@ -304,7 +308,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
             drop(stdout);
             block_on(async move {
                 let mut out = io::stdout();
-                jsp_cli::demo::run(args.bytes, &mut out).await
+                jsp_cli::demo::run(args.bytes, args.only, &mut out).await
             })
         }
     }

@@ -531,8 +531,10 @@ fn demo_shows_handshake_echo_transfer_and_statistics() {
     let (code, out, err) = run(&["demo", "--bytes", "3M"], b"");
     assert_eq!(code, Some(0), "stderr: {err}");
     let lines: Vec<&str> = out.lines().collect();
+    // Each step's first line is labelled; its continuation lines are indented.
     let starts: Vec<&str> = lines
         .iter()
+        .filter(|l| !l.starts_with(' '))
         .map(|l| l.split_whitespace().next().unwrap_or(""))
         .collect();
     assert_eq!(
@@ -544,9 +546,20 @@ fn demo_shows_handshake_echo_transfer_and_statistics() {
             "echo",
             "transfer",
             "stats",
-            "next",
-            "then"
+            "fec",
+            "next"
         ],
+        "{out}"
+    );
+    assert!(
+        lines.last().unwrap().trim_start().starts_with("then "),
+        "{out}"
+    );
+    // The FEC step (tested on its own in demo_fec.rs) printed its table.
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.trim_start().starts_with("rebuilt by FEC")),
         "{out}"
     );
     assert!(lines[2].contains("X25519-MLKEM768"), "{out}");
