@@ -139,8 +139,26 @@ async fn a_replayed_0rtt_flight_is_not_accepted_twice() {
     let ticket = guard("ticket", first.wait_session_ticket()).await.unwrap();
     first.close(jsp::CloseReason::Normal, None);
 
-    // The resumed session sends its request as 0-RTT through the attacker's proxy.
-    let proxy = Proxy::start(ep.local_addr()).await;
+    // The resumed session sends its request as 0-RTT through the attacker's proxy. The proxy
+    // holds back the server's answers until a 0-RTT packet went by, so the request cannot
+    // race the handshake into 1-RTT on a fast or a loaded machine (the server retransmits).
+    let saw_0rtt = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = saw_0rtt.clone();
+    let proxy = Proxy::with_hook(
+        ep.local_addr(),
+        Box::new(move |dir, d| {
+            if dir == Dir::ToServer && wire::packets(d).iter().any(|p| p.ty == PacketType::ZeroRtt)
+            {
+                flag.store(true, Ordering::SeqCst);
+            }
+            if dir == Dir::ToClient && !flag.load(Ordering::SeqCst) {
+                adversary::Verdict::Drop
+            } else {
+                adversary::Verdict::Forward
+            }
+        }),
+    )
+    .await;
     let second = guard(
         "resume",
         cep.connect_resuming(proxy.addr, client.clone(), Some(&ticket)),
