@@ -14,6 +14,13 @@
 //! completed within the server's `transport.handshake_timeout` of its acceptance (WebSocket
 //! upgrade included) is closed. So the partial records (up to 64 KiB each) and sockets that
 //! clients which never finish a handshake can hold are bounded in count and in time.
+//!
+//! Once a handshake on an accepted carriage completed, the carriage lives as long as connections
+//! use it: every `transport.handshake_timeout` the server checks whether a connection (in any
+//! state) still has the carriage as its peer address, and closes the carriage if none does (all
+//! ended, or they moved onto another carriage). So a client that completes handshakes and then
+//! goes silent holds its sockets until its connections idle out, plus at most one handshake
+//! timeout, not until it closes them.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr, SocketAddrV6};
@@ -159,11 +166,18 @@ impl Drop for Slot {
     }
 }
 
-/// The admission of an accepted carriage: its slot and deadline, until its handshake completes.
+/// The admission of an accepted carriage: until a handshake on it completes, its slot and
+/// handshake deadline; afterwards, when it is next checked for connections using it.
 struct Admission {
-    /// Held for its `Drop`; `None` for an endpoint without limits.
-    _slot: Option<Slot>,
+    /// Held for its `Drop` until a handshake completes; `None` for an endpoint without limits.
+    slot: Option<Slot>,
+    /// A handshake on the carriage completed (or an established connection moved onto it).
+    completed: bool,
+    /// Until `completed`, the handshake deadline; afterwards, the next check for connections
+    /// using the carriage. `None` for an endpoint without limits.
     deadline: Option<Instant>,
+    /// The server's handshake timeout, also the interval of those checks (`None`: no limits).
+    timeout: Option<Duration>,
     handshake: Arc<HandshakeDone>,
 }
 
@@ -173,51 +187,76 @@ fn admit(shared: &Arc<Shared>, real: SocketAddr) -> Option<Admission> {
     let ip = real.ip();
     let timeout = shared.lock().pending_carriages.admit(ip)?;
     Some(Admission {
-        _slot: timeout.map(|_| Slot {
+        slot: timeout.map(|_| Slot {
             shared: shared.clone(),
             ip,
         }),
+        completed: false,
         deadline: timeout.map(|t| Instant::now() + t),
+        timeout,
         handshake: Arc::new(HandshakeDone::default()),
     })
 }
 
-/// Resolves when the carriage's deadline passed before a handshake on it completed; once one
-/// completes, releases the slot and never resolves.
-async fn handshake_expired(admission: &mut Option<Admission>) {
-    if let Some(a) = admission {
-        let expired = match a.deadline {
-            Some(deadline) => {
-                tokio::select! {
-                    () = a.handshake.notify.notified() => false,
-                    () = tokio::time::sleep_until(deadline) => {
-                        !a.handshake.done.load(Ordering::Acquire)
+/// Resolves, with the reason, when the accepted carriage at `addr` must be closed: at its
+/// deadline if no handshake on it completed (and no established connection moved onto it);
+/// afterwards, at the first of the checks made every handshake timeout that finds no connection
+/// using it. Never for a carriage we opened (no admission), nor after its handshake on an
+/// endpoint without limits. Cancel-safe: its progress is kept in `admission`.
+async fn must_close(
+    admission: &mut Option<Admission>,
+    shared: &Shared,
+    addr: SocketAddr,
+) -> &'static str {
+    let Some(a) = admission else {
+        return std::future::pending().await;
+    };
+    loop {
+        if !a.completed {
+            let expired = match a.deadline {
+                Some(deadline) => {
+                    tokio::select! {
+                        () = a.handshake.notify.notified() => false,
+                        () = tokio::time::sleep_until(deadline) => {
+                            !a.handshake.done.load(Ordering::Acquire)
+                        }
                     }
                 }
+                None => {
+                    a.handshake.notify.notified().await;
+                    false
+                }
+            };
+            if expired && !carries(shared, addr, true) {
+                return "no handshake completed in time";
             }
-            None => {
-                a.handshake.notify.notified().await;
-                false
-            }
-        };
-        if expired {
-            return;
+            // Completed: the slot goes, the handshake deadline no longer applies.
+            a.completed = true;
+            a.slot = None;
+            a.deadline = a.timeout.map(|t| Instant::now() + t);
+            continue;
         }
-        // Completed: the slot goes, the deadline no longer applies.
-        *admission = None;
+        let (Some(deadline), Some(every)) = (a.deadline, a.timeout) else {
+            return std::future::pending().await;
+        };
+        tokio::time::sleep_until(deadline).await;
+        if !carries(shared, addr, false) {
+            return "no connection uses it any more";
+        }
+        a.deadline = Some(Instant::now() + every);
     }
-    std::future::pending::<()>().await;
 }
 
-/// Whether an established connection runs over the carriage at `addr` (one that migrated to it
-/// from another carriage completed its handshake elsewhere). Scans the connections: done once
-/// per carriage, at its deadline.
-fn carries_established(shared: &Shared, addr: SocketAddr) -> bool {
+/// Whether a connection runs over the carriage at `addr`: an established one if `established`
+/// (one that migrated to it completed its handshake elsewhere), else one in any state
+/// (handshaking, open, closing). Scans the connections: done per accepted carriage at its
+/// handshake deadline, then once per handshake timeout.
+fn carries(shared: &Shared, addr: SocketAddr, established: bool) -> bool {
     let st = shared.lock();
     let found = st.proto.handles().any(|h| {
         st.proto
             .connection(h)
-            .is_some_and(|c| c.remote_address() == addr && c.is_established())
+            .is_some_and(|c| c.remote_address() == addr && (!established || c.is_established()))
     });
     found
 }
@@ -340,12 +379,8 @@ fn attach_tcp_admitted(
                         }
                     }
                 },
-                () = handshake_expired(&mut admission) => {
-                    if carries_established(&shared, addr) {
-                        admission = None;
-                        continue;
-                    }
-                    debug!(%addr, %real, "tcp carriage closed: no handshake completed in time");
+                reason = must_close(&mut admission, &shared, addr) => {
+                    debug!(%addr, %real, reason, "tcp carriage closed by the server");
                     // Close now, even if the peer does not read what is queued for it.
                     writer.abort();
                     break;
@@ -440,16 +475,8 @@ where
                     // Text is not part of the carriage; pings are answered by tungstenite.
                     Some(Ok(_)) => {}
                 },
-                () = handshake_expired(&mut admission) => {
-                    if carries_established(&shared, addr) {
-                        admission = None;
-                        continue;
-                    }
-                    debug!(
-                        %addr,
-                        %real,
-                        "websocket carriage closed: no handshake completed in time"
-                    );
+                reason = must_close(&mut admission, &shared, addr) => {
+                    debug!(%addr, %real, reason, "websocket carriage closed by the server");
                     // Close now, even if the peer does not read what is queued for it.
                     writer.abort();
                     break;
