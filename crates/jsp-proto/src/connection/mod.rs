@@ -1608,18 +1608,16 @@ impl Connection {
     /// trusting it (PROTOCOL.md §15.2).
     fn on_peer_address_change(&mut self, now: Instant, new: SocketAddr) {
         let ip_changed = new.ip() != self.remote.ip();
-        self.path.previous = Some(self.remote);
+        if self.address_validated {
+            // Only a validated address is worth returning to: after A -> B -> C with B never
+            // validated, a failed validation of C goes back to A, not to B.
+            self.path.previous = Some(self.remote);
+        }
         self.remote = new;
         self.address_validated = false;
         self.unvalidated_received = 0;
         self.unvalidated_sent = 0;
-        let mut data = [0u8; 8];
-        if self.provider.fill_random(&mut data).is_err() {
-            return;
-        }
-        let deadline = now + (self.pto_duration() * 3).max(Duration::from_secs(1));
-        self.path.challenge = Some((data, deadline));
-        self.path.challenge_pending = true;
+        self.start_path_challenge(now);
         if ip_changed {
             // A different network: the old path's RTT, capacity and MTU say nothing about it.
             self.rtt = RttEstimator::new(self.transport.initial_rtt);
@@ -1646,10 +1644,23 @@ impl Connection {
                         self.remote = prev;
                         self.address_validated = true;
                     }
-                    None => self.address_validated = true,
+                    // No validated address to return to: stay under the amplification limit
+                    // (PROTOCOL.md §12.1) and challenge again.
+                    None => self.start_path_challenge(now),
                 }
             }
         }
+    }
+
+    /// Sends a fresh PATH_CHALLENGE to the current (unvalidated) address.
+    fn start_path_challenge(&mut self, now: Instant) {
+        let mut data = [0u8; 8];
+        if self.provider.fill_random(&mut data).is_err() {
+            return;
+        }
+        let deadline = now + (self.pto_duration() * 3).max(Duration::from_secs(1));
+        self.path.challenge = Some((data, deadline));
+        self.path.challenge_pending = true;
     }
 
     /// Moves stream events to the connection's event queue.

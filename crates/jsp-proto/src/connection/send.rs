@@ -294,6 +294,12 @@ impl Connection {
         };
         let payload_start = buf.len();
         let limit = max.saturating_sub(TAG_LEN);
+        // The smallest packet (header, the 4 bytes header protection samples, tag) must fit
+        // `max`: it may be an amplification budget (PROTOCOL.md §12.1), not only the MTU.
+        if payload_start + 4 > limit {
+            buf.truncate(start);
+            return None;
+        }
         let mut sent = SentFrames {
             zero_rtt: level == Level::ZeroRtt,
             ..SentFrames::default()
@@ -317,6 +323,25 @@ impl Connection {
                     );
                 } else {
                     frame::encode_connection_close(buf, cf.code, cf.frame_type, &cf.reason);
+                }
+                if buf.len() > limit {
+                    // The reason does not fit the room left (or the amplification budget):
+                    // send the close without it.
+                    buf.truncate(payload_start);
+                    let (code, frame_type) = if cf.application && level != Level::OneRtt {
+                        (crate::error::ErrorCode::NO_ERROR.0, 0)
+                    } else {
+                        (cf.code, cf.frame_type)
+                    };
+                    if cf.application && level == Level::OneRtt {
+                        frame::encode_application_close(buf, code, b"");
+                    } else {
+                        frame::encode_connection_close(buf, code, frame_type, b"");
+                    }
+                    if buf.len() > limit {
+                        buf.truncate(start);
+                        return None;
+                    }
                 }
             }
         } else {
@@ -342,7 +367,7 @@ impl Connection {
             if fec_reports {
                 self.fec_write_reports(buf, limit);
             }
-            if self.building_probe {
+            if self.building_probe && buf.len() < limit {
                 frame::encode_ping(buf);
                 sent.ping = true;
                 eliciting = true;
