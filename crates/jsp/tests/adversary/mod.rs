@@ -8,6 +8,8 @@
 
 #![allow(dead_code)] // each test file uses part of the toolkit
 
+// The simulator tests' toolkit for opening and re-sealing packets, shared rather than copied.
+#[path = "../../../jsp-sim/tests/common/wire.rs"]
 pub mod wire;
 
 use std::net::SocketAddr;
