@@ -5,6 +5,7 @@ use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use jsp_proto::connection::StreamPriority;
 use jsp_proto::{ConnectionError, StreamApiError, StreamId};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
@@ -38,6 +39,16 @@ impl SendStream {
     /// The stream's identifier.
     pub fn id(&self) -> StreamId {
         self.id
+    }
+
+    /// Changes how this stream's data competes for the connection: its QoS class, priority and
+    /// weight (PROTOCOL.md §14.4). A real-time stream should be `QosClass::Media`, which forward
+    /// error correction also protects by default once loss is measured (§19). A stream that
+    /// already ended has nothing left to schedule: that is not an error.
+    pub fn set_priority(&self, priority: StreamPriority) -> Result<(), ConnectionError> {
+        let id = self.id;
+        let _ = self.conn.with(|c, _| c.set_stream_priority(id, priority))?;
+        Ok(())
     }
 
     /// Ends the stream after the data already written.

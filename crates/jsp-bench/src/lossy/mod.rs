@@ -41,7 +41,7 @@ use self::netem::{LinkSpec, LossSpec};
 use self::relay::Link;
 use crate::child::ServerProcess;
 use crate::model::{median, Sample};
-use crate::peers::{jsp_nofec, ImplKind, ServerInfo};
+use crate::peers::{ImplKind, ServerInfo};
 use crate::plan::LossPlan;
 use crate::runner::{with_client, Outcome, Scenario};
 use crate::scenarios::loss::{self as measure, RealtimeSpec, WireMeter};
@@ -748,7 +748,7 @@ impl LossRunner {
 fn sim_measure(kind: ImplKind, seed: u64, spec: &sim::SimSpec) -> anyhow::Result<Vec<Measure>> {
     let mut transport = crate::peers::jsp::transport();
     if kind == ImplKind::JspNofec {
-        jsp_nofec::disable_fec(&mut transport);
+        crate::peers::jsp_nofec::disable_fec(&mut transport);
     }
     let mut measures = sim::bulk(seed, spec, &transport)?;
     measures.extend(sim::realtime(seed ^ 0x5254, spec, &transport)?);

@@ -176,13 +176,21 @@ async fn serve_stream(mut send: SendStream, mut recv: RecvStream) -> std::io::Re
             }
             send.write_all(&total.to_le_bytes()).await?;
         }
-        CMD_ECHO => loop {
-            let n = recv.read(&mut buf).await?;
-            if n == 0 {
-                break;
+        CMD_ECHO => {
+            // Echoes carry request/response and real-time messages: answer in the real-time
+            // class (FEC protects it once loss is measured; alone on its connection, the class
+            // changes no scheduling).
+            let media =
+                jsp_proto::connection::StreamPriority::new(jsp_proto::connection::QosClass::Media);
+            send.set_priority(media).map_err(std::io::Error::other)?;
+            loop {
+                let n = recv.read(&mut buf).await?;
+                if n == 0 {
+                    break;
+                }
+                send.write_all(&buf[..n]).await?;
             }
-            send.write_all(&buf[..n]).await?;
-        },
+        }
         CMD_SINK_PROGRESS => {
             let mut total = 0u64;
             let mut reported = None;
@@ -436,6 +444,18 @@ impl BenchConn for JspConn {
 
     async fn open_bi(&self) -> anyhow::Result<(SendStream, RecvStream)> {
         self.conn.open_bi().await.context("jsp open_bi")
+    }
+
+    async fn open_realtime_bi(&self) -> anyhow::Result<(SendStream, RecvStream)> {
+        let media =
+            jsp_proto::connection::StreamPriority::new(jsp_proto::connection::QosClass::Media);
+        let (send, recv) = self
+            .conn
+            .open_with_priority(jsp::Dir::Bi, media)
+            .await
+            .context("jsp open_with_priority")?;
+        let recv = recv.context("a bidirectional stream has a receiving half")?;
+        Ok((send, recv))
     }
 
     /// Queues the datagram; when the send queue is full the oldest queued

@@ -207,6 +207,15 @@ pub trait BenchConn: Send + Sync + Sized + 'static {
     /// Opens a bidirectional stream.
     fn open_bi(&self) -> impl Future<Output = anyhow::Result<(Self::Send, Self::Recv)>> + Send;
 
+    /// Opens a bidirectional stream for real-time messages: in the implementation's real-time
+    /// class where it has one (jsp: `QosClass::Media`, as a real-time application would
+    /// declare it; FEC protects that class), else a plain stream.
+    fn open_realtime_bi(
+        &self,
+    ) -> impl Future<Output = anyhow::Result<(Self::Send, Self::Recv)>> + Send {
+        self.open_bi()
+    }
+
     /// Sends one unreliable datagram (at most [`MAX_BENCH_DATAGRAM`] bytes).
     fn send_datagram(&self, data: Bytes) -> anyhow::Result<()>;
 

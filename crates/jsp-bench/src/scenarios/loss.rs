@@ -204,7 +204,10 @@ pub async fn realtime<C: BenchClient>(
     meter: Arc<dyn WireMeter>,
 ) -> anyhow::Result<Vec<Measure>> {
     let (_client, conn) = connect::<C>(server).await?;
-    let (mut send, mut recv) = conn.open_bi().await.context("opening a stream")?;
+    let (mut send, mut recv) = conn
+        .open_realtime_bi()
+        .await
+        .context("opening a real-time stream")?;
     send.write_all(&[CMD_ECHO]).await?;
     send.flush().await?;
     let message = incompressible(RT_MESSAGE, 0x7274);
