@@ -849,6 +849,7 @@ impl Endpoint {
             return Some(Transmit {
                 destination: dst,
                 size: bytes.len(),
+                mtu_probe: false,
             });
         }
         while let Some(i) = self.activity.pop_ready() {

@@ -7,6 +7,7 @@
 //! through [`Simulator::node_mut`] or [`Simulator::wake`] are serviced the same way before the
 //! next event.
 
+use core::time::Duration;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
@@ -94,6 +95,8 @@ struct NodeEntry {
     timer: Option<Instant>,
     /// Touched outside an event: must be serviced before the next event.
     dirty: bool,
+    /// Timers fire on the next multiple of this tick (a real runtime's timer wheel), if set.
+    timer_tick: Option<Duration>,
 }
 
 struct MiddleboxEntry {
@@ -167,6 +170,7 @@ impl Simulator {
             addr,
             timer: None,
             dirty: true,
+            timer_tick: None,
         });
         self.by_addr.insert(addr, id);
         id
@@ -224,6 +228,13 @@ impl Simulator {
     /// Services node `id` (drains its transmit queue, re-reads its timeout) before the next event.
     pub fn wake(&mut self, id: NodeId) {
         self.nodes[id.0].dirty = true;
+    }
+
+    /// Makes node `id`'s timers fire late, on the next multiple of `tick` of virtual time, as a
+    /// real runtime's do (tokio's timer wheel has a 1 ms resolution): the protocol must not
+    /// depend on waking exactly when it asked. `None` restores exact timers.
+    pub fn set_timer_tick(&mut self, id: NodeId, tick: Option<Duration>) {
+        self.nodes[id.0].timer_tick = tick.filter(|t| !t.is_zero());
     }
 
     /// Moves node `id` to `addr` (NAT rebinding, a network change) and returns the old address.

@@ -27,6 +27,8 @@ struct Batch {
     end: usize,
     segment: usize,
     count: usize,
+    /// Closed to further datagrams (it holds an MTU probe, which must travel alone).
+    sealed: bool,
 }
 
 /// The worker that owns the connection a datagram is addressed to, when it is not this one
@@ -147,13 +149,15 @@ async fn drive(shared: &Arc<Shared>, io: UdpIo) {
                     let _ = crate::framing::encode_record(buf, &scratch[..size]);
                     continue;
                 }
-                let extend = batches.last().is_some_and(|b| {
-                    b.dst == t.destination
-                        && b.count < max_segments
-                        && b.end - b.start + size <= MAX_SEND_BYTES
-                        && size <= b.segment
-                        && (b.end - b.start) % b.segment == 0
-                });
+                let extend = !t.mtu_probe
+                    && batches.last().is_some_and(|b| {
+                        !b.sealed
+                            && b.dst == t.destination
+                            && b.count < max_segments
+                            && b.end - b.start + size <= MAX_SEND_BYTES
+                            && size <= b.segment
+                            && (b.end - b.start) % b.segment == 0
+                    });
                 out.extend_from_slice(&scratch[..size]);
                 if extend {
                     if let Some(b) = batches.last_mut() {
@@ -168,6 +172,7 @@ async fn drive(shared: &Arc<Shared>, io: UdpIo) {
                         end: out.len(),
                         segment: size,
                         count: 1,
+                        sealed: t.mtu_probe,
                     });
                 }
             }

@@ -497,4 +497,22 @@ impl BenchConn for JspConn {
     fn resumed(&self) -> Option<bool> {
         self.connection().handshake_summary().map(|s| s.resumed)
     }
+
+    fn diagnostics(&self) -> Option<String> {
+        let s = self.connection().stats();
+        Some(format!(
+            "{} {:?} ssthresh {:?} cwnd {} in_flight {} rtt {:?} mtu {} sent {} lost {} fec {:?}/{} repair",
+            s.congestion,
+            s.congestion_phase,
+            s.ssthresh,
+            s.cwnd,
+            s.bytes_in_flight,
+            s.rtt,
+            s.mtu,
+            s.packets_sent,
+            s.packets_lost,
+            s.fec_shape,
+            s.fec_repair_sent
+        ))
+    }
 }

@@ -230,4 +230,11 @@ pub trait BenchConn: Send + Sync + Sized + 'static {
     fn resumed(&self) -> Option<bool> {
         None
     }
+
+    /// A one-line view of the connection's transport state (congestion window, bytes in
+    /// flight, RTT, losses) for `JSP_BENCH_TRACE` diagnostics; `None` where the
+    /// implementation does not expose it.
+    fn diagnostics(&self) -> Option<String> {
+        None
+    }
 }

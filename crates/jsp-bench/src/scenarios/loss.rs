@@ -131,6 +131,9 @@ pub async fn bulk_goodput<C: BenchClient>(
     // Wire bytes over time, to read them where a report's count was taken.
     let mut wire = vec![(start, meter.wire_bytes())];
     let mut count = [0u8; 8];
+    // `JSP_BENCH_TRACE=1`: the transport's state every 100 ms, on stderr.
+    let trace = std::env::var_os("JSP_BENCH_TRACE").is_some();
+    let mut next_trace = start;
     let outcome = loop {
         let read = tokio::time::timeout_at(end_at.into(), recv.read_exact(&mut count)).await;
         match read {
@@ -143,6 +146,16 @@ pub async fn bulk_goodput<C: BenchClient>(
                 };
                 if wire.len() < MAX_WIRE_SAMPLES {
                     wire.push((report.at, meter.wire_bytes()));
+                }
+                if trace && report.at >= next_trace {
+                    next_trace = report.at + Duration::from_millis(100);
+                    if let Some(line) = conn.diagnostics() {
+                        eprintln!(
+                            "[{:>6.3}s] delivered {} B | {line}",
+                            report.at.duration_since(start).as_secs_f64(),
+                            report.count
+                        );
+                    }
                 }
                 if report.at <= warm_at {
                     first = report;

@@ -171,6 +171,10 @@ pub struct ConnectionStats {
     pub rtt: Duration,
     /// Congestion window in bytes.
     pub cwnd: u64,
+    /// What the congestion controller is doing (slow start, avoidance, recovery, a BBR phase).
+    pub congestion_phase: Option<crate::recovery::congestion::Phase>,
+    /// The slow-start threshold in bytes, once one was set (a loss or a slow-start exit).
+    pub ssthresh: Option<u64>,
     /// Frames the sender tried to compress (PROTOCOL.md §14.5); `Auto` mode keeps this low on
     /// incompressible data.
     pub compression_attempts: u64,
@@ -630,6 +634,9 @@ impl Connection {
         s.bytes_in_flight = self.spaces.iter().map(|x| x.loss.bytes_in_flight()).sum();
         s.mtu = self.mtu;
         s.congestion = self.cc.name();
+        let cc = self.cc.state();
+        s.congestion_phase = Some(cc.phase);
+        s.ssthresh = cc.ssthresh;
         s
     }
 

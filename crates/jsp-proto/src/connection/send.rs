@@ -24,6 +24,10 @@ pub struct Transmit {
     pub destination: SocketAddr,
     /// Its size in bytes.
     pub size: usize,
+    /// Whether it is a path MTU probe, larger than the MTU known to work: a driver sends it in
+    /// a send call of its own, so that if the host refuses it (EMSGSIZE) no other datagram
+    /// is lost with it.
+    pub mtu_probe: bool,
 }
 
 /// The smallest payload worth building a packet for.
@@ -104,7 +108,10 @@ impl Connection {
             max = max.min(self.mtu);
         }
         if buf.is_empty() {
-            self.note_app_limited();
+            // Held back by the pacer is not out of data: the window is in use (RFC 9002 §7.8).
+            if self.pacing_deadline.is_none() {
+                self.note_app_limited();
+            }
             return None;
         }
         let _ = ack_eliciting_sent;
@@ -119,6 +126,7 @@ impl Connection {
         Some(Transmit {
             destination: self.remote,
             size: buf.len(),
+            mtu_probe: false,
         })
     }
 
@@ -165,6 +173,7 @@ impl Connection {
         Some(Transmit {
             destination: self.remote,
             size: buf.len(),
+            mtu_probe: true,
         })
     }
 
@@ -246,7 +255,10 @@ impl Connection {
         let cwnd_room = self.cc.window().saturating_sub(in_flight);
         let probing = self.spaces[si].probes > 0 || self.building_probe;
         let mut can_elicit = probing || cwnd_room >= MIN_PACKET_ROOM as u64 || closing;
-        if can_elicit && !probing && !closing && level == Level::OneRtt {
+        let wants_to_elicit = !closing && can_elicit && self.has_eliciting(level);
+        // The pacer holds back only a packet that has something to carry: a deadline set with
+        // nothing to send would read as "pacing-limited" and wake the driver for nothing.
+        if wants_to_elicit && !probing && level == Level::OneRtt {
             self.pacer.update(
                 now,
                 self.cc.pacing_rate(),
@@ -258,7 +270,7 @@ impl Connection {
                 self.pacing_deadline = Some(t);
             }
         }
-        let has_data = !closing && can_elicit && self.has_eliciting(level);
+        let has_data = wants_to_elicit && can_elicit;
         let fec_reports = level == Level::OneRtt && !closing && !self.fec.reports.is_empty();
         if !(ack_due || has_data || closing || fec_reports) {
             return None;

@@ -153,8 +153,17 @@ impl Simulator {
         if timeout != entry.timer {
             entry.timer = timeout;
             if let Some(requested) = timeout {
+                let fire = match entry.timer_tick {
+                    Some(tick) => {
+                        let tick = u64::try_from(tick.as_nanos()).unwrap_or(u64::MAX);
+                        Instant::from_nanos(
+                            requested.as_nanos().div_ceil(tick).saturating_mul(tick),
+                        )
+                    }
+                    None => requested,
+                };
                 self.events.push(
-                    requested.max(now),
+                    fire.max(now),
                     Event::Timer {
                         node: id,
                         requested,

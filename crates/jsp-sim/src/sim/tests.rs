@@ -573,6 +573,26 @@ fn timeouts_fire_at_the_requested_time() {
 }
 
 #[test]
+fn a_timer_tick_makes_timeouts_fire_on_the_next_tick() {
+    let mut sim = Simulator::new(SimConfig::default());
+    let id = sim.add_node(
+        addr(1),
+        Alarm {
+            wants: vec![
+                Instant::from_nanos(7_300_000),
+                ms(8),
+                ms(9) + Duration::from_nanos(1),
+            ],
+            fired: Vec::new(),
+        },
+    );
+    sim.set_timer_tick(id, Some(Duration::from_millis(2)));
+    sim.run_until(ms(30));
+    // 7.3 ms and 8 ms both fire at the 8 ms tick; just past 9 ms waits for 10 ms.
+    assert_eq!(sim.node::<Alarm>(id).fired, [ms(8), ms(8), ms(10)]);
+}
+
+#[test]
 fn a_timeout_in_the_past_fires_now() {
     let mut sim = Simulator::new(SimConfig::default());
     sim.run_until(ms(50));
