@@ -98,6 +98,15 @@ impl Activity {
         }
     }
 
+    /// The connection has events for the application (raised while it was sending).
+    pub(crate) fn activate(&mut self, i: usize) {
+        self.ensure(i);
+        if !self.active_flag[i] {
+            self.active_flag[i] = true;
+            self.active.push(i);
+        }
+    }
+
     /// The next connection touched since the last call.
     pub(crate) fn pop_active(&mut self) -> Option<usize> {
         let i = self.active.pop()?;

@@ -53,7 +53,7 @@ pub struct TransportConfig {
     /// How streams share the connection: QoS class order (`System` > `Chat` > `Media` > `Bulk`
     /// strictly by default), sharing between classes of equal rank.
     pub scheduler: SchedulerConfig,
-    /// The congestion controller (CUBIC with HyStart++ by default; NewReno; BBR).
+    /// The congestion controller (BBR by default, loss-tolerant; CUBIC with HyStart++; NewReno).
     pub congestion_control: CongestionControl,
     /// Largest per-stream receive window flow-control autotuning may grow to.
     pub max_stream_window: u64,

@@ -859,6 +859,10 @@ impl Endpoint {
             let sent = c.poll_transmit(now, buf);
             // Sending arms loss and pacing timers.
             self.activity.mark_timer(i);
+            if c.has_pending_events() {
+                // Sending can raise events (a key update it initiated): have them dispatched.
+                self.activity.activate(i);
+            }
             if let Some(t) = sent {
                 self.activity.requeue(i);
                 return Some(t);

@@ -102,3 +102,93 @@ fn handshake_and_data_through_process_only() {
     }
     panic!("no progress: received {received:?}");
 }
+
+/// A key update requested by the application waits until PROTOCOL.md §9 allows it (three PTOs
+/// after the previous phase was confirmed) and is then started by the sending path from a timer,
+/// with nothing else happening on the connection. Its `KeyUpdated` event must reach a driver that
+/// dispatches events of the connections `poll_active` reports, without waiting for other traffic
+/// (it used to wait for the next heartbeat, 5 s later).
+#[test]
+fn a_deferred_key_update_is_reported_through_poll_active_at_once() {
+    let sp = Arc::new(DeterministicProvider::new([4; 32]));
+    let cp = Arc::new(DeterministicProvider::new([3; 32]));
+    let id = Identity::from_seed(sp.as_ref(), &[8; 32]).unwrap();
+    let client_cfg = Arc::new(ClientConfig::new(TrustPolicy::pinned(id.fingerprint())));
+    let mut server = Endpoint::new(
+        EndpointConfig::default(),
+        sp,
+        Some(ServerConfig::new(id)),
+        1_800_000_000,
+    )
+    .unwrap();
+    let mut client = Endpoint::new(EndpointConfig::default(), cp, None, 1_800_000_000).unwrap();
+    let s_addr: SocketAddr = "127.0.0.1:4433".parse().unwrap();
+    let c_addr: SocketAddr = "127.0.0.1:50000".parse().unwrap();
+    let h = client.connect(Instant::ZERO, client_cfg, s_addr).unwrap();
+    let mut buf = Vec::new();
+    let mut now = Instant::ZERO;
+    let mut requested_at = None;
+    let mut reported_at = None;
+    // A driver loop shaped like jsp's: timers, events, sending, events again; datagrams are
+    // delivered 5 ms later.
+    let drain = |client: &mut Endpoint, now: Instant, reported_at: &mut Option<Instant>| {
+        while let Some(active) = client.poll_active() {
+            while let Some(ev) = client.poll_connection_event(active) {
+                if matches!(ev, Event::KeyUpdated { .. }) && reported_at.is_none() {
+                    *reported_at = Some(now);
+                }
+            }
+        }
+    };
+    for _ in 0..100_000 {
+        for ep in [&mut client, &mut server] {
+            if ep.poll_timeout().is_some_and(|t| t <= now) {
+                ep.handle_timeout(now);
+            }
+        }
+        drain(&mut client, now, &mut reported_at);
+        let mut c_out = Vec::new();
+        while let Some(t) = client.poll_transmit(now, &mut buf) {
+            c_out.push(buf[..t.size].to_vec());
+        }
+        let mut s_out = Vec::new();
+        while let Some(t) = server.poll_transmit(now, &mut buf) {
+            s_out.push(buf[..t.size].to_vec());
+        }
+        drain(&mut client, now, &mut reported_at);
+        while server.poll_active().is_some() {}
+        while server.poll_event().is_some() {}
+        if requested_at.is_none() && client.connection(h).is_some_and(|c| c.is_established()) {
+            // Idle from here on: the request is the last thing the application does.
+            client.connection_mut(h).unwrap().request_key_update();
+            requested_at = Some(now);
+        }
+        if reported_at.is_some() {
+            break;
+        }
+        let step = [client.poll_timeout(), server.poll_timeout()]
+            .into_iter()
+            .flatten()
+            .chain(
+                (!c_out.is_empty() || !s_out.is_empty())
+                    .then(|| now.saturating_add(std::time::Duration::from_millis(5))),
+            )
+            .min()
+            .expect("something is scheduled");
+        now = step.max(now);
+        for mut d in c_out {
+            server.handle_datagram(now, c_addr, &mut d);
+        }
+        for mut d in s_out {
+            client.handle_datagram(now, s_addr, &mut d);
+        }
+    }
+    let requested_at = requested_at.expect("established");
+    let reported_at = reported_at.expect("the key update was reported");
+    let waited = reported_at.saturating_duration_since(requested_at);
+    assert_eq!(client.connection(h).unwrap().key_generation(), 1);
+    assert!(
+        waited < std::time::Duration::from_secs(1),
+        "reported {waited:?} after the request"
+    );
+}

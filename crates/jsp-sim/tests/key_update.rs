@@ -27,10 +27,11 @@ fn requested_and_automatic_key_updates_during_a_2mb_transfer_lose_nothing() {
         // The server rotates its keys on its own every 64 packets it sends with one key (it sends
         // about one ACK per two data packets, ~175 between two of the client's requests).
         server_cfg.transport.key_update_packets = 64;
-        // A 20 Mbit/s bottleneck makes the transfer last about a second of virtual time.
+        // A 5 Mbit/s bottleneck makes the transfer last about 3.5 s of virtual time: room for
+        // four requested updates, each three PTOs after the previous one was confirmed (§9).
         let link = jsp_sim::LinkConfig {
-            bandwidth_bps: Some(20_000_000),
-            queue_bytes: 256 * 1024,
+            bandwidth_bps: Some(5_000_000),
+            queue_bytes: 64 * 1024,
             ..link20()
         };
         let (mut pair, mut c, mut s) = connected_pair(seed, server_cfg, client_cfg, link);
@@ -108,15 +109,22 @@ fn frequent_automatic_key_updates_survive_loss_and_reordering() {
         let (mut server_cfg, mut client_cfg) = pinned();
         server_cfg.transport.key_update_packets = 50;
         client_cfg.transport.key_update_packets = 80;
+        // At 10 Mbit/s a 30 ms delay reorders a packet by at most ~30 packets, well inside the
+        // packet-number window (twice the unacknowledged range, §5.3): reordered farther than
+        // that a packet cannot be decoded at all (RFC 9000 §17.1), which is loss, not a
+        // key-update failure, and would blur what this test checks.
         let link = jsp_sim::LinkConfig {
             loss: jsp_sim::LossModel::Random(0.03),
             reorder: 0.2,
             reorder_delay: common::ms(30),
             jitter: common::ms(5),
+            bandwidth_bps: Some(10_000_000),
+            queue_bytes: 128 * 1024,
             ..link20()
         };
         let (mut pair, mut c, mut s) = connected_pair(seed, server_cfg, client_cfg, link);
-        let data = random_bytes(seed, 1 << 20);
+        // Long enough for five updates three PTOs apart (§9).
+        let data = random_bytes(seed, 2 << 20);
         let got = common::transfer(&mut pair.sim, &mut c, &mut s, &data, secs(120));
         assert!(
             got == data,

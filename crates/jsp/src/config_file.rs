@@ -292,7 +292,7 @@ impl TrustSection {
 #[serde(default, deny_unknown_fields)]
 #[non_exhaustive]
 pub struct TransportSection {
-    /// `"cubic"` (default), `"newreno"` or `"bbr"`.
+    /// `"bbr"` (default), `"cubic"` or `"newreno"`.
     pub congestion_control: Option<CongestionName>,
     /// Cipher suites in preference order: `"aes-256-gcm"`, `"chacha20-poly1305"`.
     pub cipher_suites: Option<Vec<SuiteName>>,

@@ -363,6 +363,7 @@ async fn key_updates_survive_replayed_old_phase_packets_and_flipped_bits() {
         }));
     }
     let mut replayed = 0;
+    let mut events = conn.events();
     for round in 0..4u64 {
         let before = proxy.captured().len();
         let data = pattern(256 << 10, round);
@@ -373,9 +374,23 @@ async fn key_updates_survive_replayed_old_phase_packets_and_flipped_bits() {
                 == data,
             "round {round}: corrupted"
         );
-        // The client updates its keys; then the attacker replays everything the client sent in
-        // the previous phase (old keys, old packet numbers).
+        // The client updates its keys (as soon as PROTOCOL.md §9 allows: three PTOs after the
+        // previous update was confirmed); then the attacker replays everything the client sent
+        // in the previous phase (old keys, old packet numbers).
+        let generation = conn.stats().key_updates;
         conn.update_keys();
+        guard("the requested key update", async {
+            loop {
+                match events.next().await {
+                    Some(jsp::ConnectionEvent::KeyUpdated { generation: g }) if g > generation => {
+                        break
+                    }
+                    Some(_) => {}
+                    None => panic!("the connection ended before its key update"),
+                }
+            }
+        })
+        .await;
         let old: Vec<Vec<u8>> = proxy.captured()[before..]
             .iter()
             .filter(|(d, _)| *d == Dir::ToServer)

@@ -501,10 +501,12 @@ impl BenchConn for JspConn {
     fn diagnostics(&self) -> Option<String> {
         let s = self.connection().stats();
         Some(format!(
-            "{} {:?} ssthresh {:?} cwnd {} in_flight {} rtt {:?} mtu {} sent {} lost {} fec {:?}/{} repair",
+            "{} {:?} ssthresh {:?} bw {:?} pacing {:?} cwnd {} in_flight {} rtt {:?} mtu {} sent {} lost {} fec {:?}/{} repair",
             s.congestion,
             s.congestion_phase,
             s.ssthresh,
+            s.bandwidth.map(|b| b * 8 / 1_000_000),
+            s.pacing_rate.map(|b| b * 8 / 1_000_000),
             s.cwnd,
             s.bytes_in_flight,
             s.rtt,

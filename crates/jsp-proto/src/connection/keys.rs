@@ -28,8 +28,9 @@ pub struct AppKeys {
     next_recv: Option<(Secret, PacketKeys)>,
     first_recv_in_phase: Option<u64>,
     first_sent_in_phase: Option<u64>,
-    /// Whether the peer acknowledged a packet sent in the current send phase.
-    phase_acked: bool,
+    /// When the peer first acknowledged a packet sent in the current send phase: the update
+    /// that started the phase is confirmed.
+    phase_acked_at: Option<Instant>,
     /// Packets sent with the current send keys.
     sent_in_phase: u64,
     /// When the current send phase started.
@@ -68,7 +69,7 @@ impl AppKeys {
             next_recv: None,
             first_recv_in_phase: None,
             first_sent_in_phase: None,
-            phase_acked: false,
+            phase_acked_at: None,
             sent_in_phase: 0,
             phase_started: now,
         })
@@ -172,22 +173,33 @@ impl AppKeys {
         }
     }
 
-    /// Records that the peer acknowledged packet `pn`.
-    pub fn on_acked(&mut self, pn: u64) {
-        if self.first_sent_in_phase.is_some_and(|f| pn >= f) {
-            self.phase_acked = true;
+    /// Records that the peer acknowledged packet `pn` at `now`.
+    pub fn on_acked(&mut self, pn: u64, now: Instant) {
+        if self.phase_acked_at.is_none() && self.first_sent_in_phase.is_some_and(|f| pn >= f) {
+            self.phase_acked_at = Some(now);
         }
     }
 
-    /// Whether this side may start a key update now (PROTOCOL.md §9).
-    pub fn may_initiate(&self) -> bool {
-        self.send_generation == self.recv_generation && self.phase_acked
+    /// Whether this side may start a key update at `now` (PROTOCOL.md §9): the current phase
+    /// is confirmed (the peer acknowledged a packet sent in it) and `wait` (three PTOs) has
+    /// passed since, so the peer has dropped the keys two phases back and can still read the
+    /// reordered packets of the phase before this one.
+    pub fn may_initiate(&self, now: Instant, wait: Duration) -> bool {
+        self.send_generation == self.recv_generation
+            && self
+                .phase_acked_at
+                .is_some_and(|t| now >= t.saturating_add(wait))
     }
 
     /// Whether the automatic-update thresholds were reached.
     pub fn update_due(&self, now: Instant, max_packets: u64, max_age: Duration) -> bool {
         self.sent_in_phase >= max_packets
             || now.saturating_duration_since(self.phase_started) >= max_age
+    }
+
+    /// When [`Self::may_initiate`] turns true, if the current phase is confirmed.
+    pub fn update_allowed_at(&self, wait: Duration) -> Option<Instant> {
+        self.phase_acked_at.map(|t| t.saturating_add(wait))
     }
 
     /// Starts a key update: the next packets go out under the next generation.
@@ -209,7 +221,7 @@ impl AppKeys {
         self.send_secret = secret;
         self.send_generation += 1;
         self.first_sent_in_phase = None;
-        self.phase_acked = false;
+        self.phase_acked_at = None;
         self.sent_in_phase = 0;
         self.phase_started = now;
         Ok(())

@@ -175,6 +175,10 @@ pub struct ConnectionStats {
     pub congestion_phase: Option<crate::recovery::congestion::Phase>,
     /// The slow-start threshold in bytes, once one was set (a loss or a slow-start exit).
     pub ssthresh: Option<u64>,
+    /// The congestion controller's pacing rate in bytes per second, if it sets one (BBR).
+    pub pacing_rate: Option<u64>,
+    /// The congestion controller's bottleneck bandwidth estimate in bytes per second (BBR).
+    pub bandwidth: Option<u64>,
     /// Frames the sender tried to compress (PROTOCOL.md §14.5); `Auto` mode keeps this low on
     /// incompressible data.
     pub compression_attempts: u64,
@@ -637,6 +641,8 @@ impl Connection {
         let cc = self.cc.state();
         s.congestion_phase = Some(cc.phase);
         s.ssthresh = cc.ssthresh;
+        s.pacing_rate = cc.pacing_rate;
+        s.bandwidth = cc.bandwidth;
         s
     }
 
@@ -1414,13 +1420,15 @@ impl Connection {
             consider(Some(since + self.transport.max_ack_delay));
         }
         consider(self.app.as_ref().and_then(AppKeys::discard_deadline));
-        consider(self.streams.next_deadline());
-        if self.streams.has_pending()
-            || !self.datagrams_out.is_empty()
-            || self.fec.encoder.has_repairs()
-        {
-            consider(self.pacing_deadline);
+        if self.key_update_requested {
+            // A requested update waits for three PTOs after the last one was confirmed (§9).
+            let wait = (self.rtt.pto_base() + self.transport.max_ack_delay) * 3;
+            consider(self.app.as_ref().and_then(|a| a.update_allowed_at(wait)));
         }
+        consider(self.streams.next_deadline());
+        // Set only when a packet with something to carry waits for the pacer (stream data,
+        // a retransmission, a datagram, a repair symbol, a control frame).
+        consider(self.pacing_deadline);
         if self.state == State::Established {
             consider(self.fec.encoder.flush_deadline());
         }

@@ -608,7 +608,7 @@ impl Connection {
             }
             if space == Space::Data {
                 if let Some(app) = self.app.as_mut() {
-                    app.on_acked(pn);
+                    app.on_acked(pn, now);
                 }
             }
         }

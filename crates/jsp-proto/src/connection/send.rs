@@ -201,7 +201,9 @@ impl Connection {
             return;
         };
         let due = self.key_update_requested || app.update_due(now, packets, age);
-        if due && app.may_initiate() && app.initiate(provider.as_ref(), now).is_ok() {
+        // PROTOCOL.md §9: three PTOs after the current phase was confirmed.
+        let wait = (self.rtt.pto_base() + self.transport.max_ack_delay) * 3;
+        if due && app.may_initiate(now, wait) && app.initiate(provider.as_ref(), now).is_ok() {
             self.key_update_requested = false;
             self.stats.key_updates += 1;
             let generation = app.generation();

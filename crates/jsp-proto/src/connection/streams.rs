@@ -169,6 +169,10 @@ impl SendStream {
     }
 }
 
+/// Flow-control autotuning: a peer whose data came within this fraction of a window of the
+/// credit's end was blocked by it, and the window grows (up to its configured maximum).
+const PEER_BLOCKED_FRACTION: u64 = 16;
+
 #[derive(Debug)]
 struct RecvStream {
     /// Bytes at offsets `read..read + ready.len()`, in order: the common case appends here
@@ -1130,10 +1134,14 @@ impl Streams {
             self.events.push_back(StreamEvent::Skipped { id, range });
         }
         // Stream credit: re-grant when half the window was consumed; grow the window when the
-        // previous one lasted less than ~2 RTTs (the reader keeps up: window < BDP).
+        // previous one lasted less than ~2 RTTs (the reader keeps up: window < BDP), or when the
+        // peer's data reached the credit's end (it was blocked: on a lossy path the data held
+        // behind a hole while its retransmission travels needs room too).
         let mut grant = false;
         if !fin && r.max_data - consumed_to < r.window / 2 {
-            if now.saturating_duration_since(r.last_grant) < srtt * 2 {
+            let peer_blocked =
+                r.highest >= r.max_data.saturating_sub(r.window / PEER_BLOCKED_FRACTION);
+            if peer_blocked || now.saturating_duration_since(r.last_grant) < srtt * 2 {
                 r.window = (r.window * 2).min(self.limits.max_stream_window);
             }
             r.max_data = consumed_to + r.window;
@@ -1147,7 +1155,11 @@ impl Streams {
         let consumed = emitted as u64 + skipped.map_or(0, |s| s.end - s.start);
         self.data_consumed += consumed;
         if self.local_max_data - self.data_consumed < self.local_window / 2 {
-            if now.saturating_duration_since(self.last_conn_grant) < srtt * 2 {
+            let peer_blocked = self.data_received
+                >= self
+                    .local_max_data
+                    .saturating_sub(self.local_window / PEER_BLOCKED_FRACTION);
+            if peer_blocked || now.saturating_duration_since(self.last_conn_grant) < srtt * 2 {
                 self.local_window = (self.local_window * 2).min(self.limits.max_connection_window);
             }
             self.local_max_data = self.data_consumed + self.local_window;

@@ -214,6 +214,33 @@ mod tests {
         assert_eq!(s.total_delivered, e.delivered());
     }
 
+    /// With every tenth packet lost (never acknowledged), the samples measure the delivered
+    /// rate: 90% of the send rate.
+    #[test]
+    fn lossy_flow_measures_delivered_rate() {
+        let mut e = DeliveryRateEstimator::new();
+        let mut sent = std::collections::VecDeque::new();
+        let mut in_flight = 0;
+        let mut rates = Vec::new();
+        for t in 0..400u64 {
+            if t >= 50 {
+                let (i, p, size): (u64, PacketRateState, u64) = sent.pop_front().unwrap();
+                in_flight -= size;
+                if i % 10 != 3 {
+                    e.on_packet_acked(ms(t), &p, size);
+                    if let Some(s) = e.generate_rate_sample(Duration::from_millis(50)) {
+                        rates.push(s.delivery_rate);
+                    }
+                }
+            }
+            let p = e.on_packet_sent(ms(t), in_flight);
+            in_flight += 1000;
+            sent.push_back((t, p, 1000));
+        }
+        let last = rates.last().copied().flatten().unwrap();
+        assert!((880_000..=920_000).contains(&last), "{rates:?}");
+    }
+
     /// Samples whose interval is shorter than min_rtt carry no rate; an ACK of several packets
     /// samples from the newest.
     #[test]

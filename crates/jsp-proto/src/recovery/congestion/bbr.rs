@@ -57,6 +57,10 @@ const FULL_BW_THRESH: u64 = 1250;
 const FULL_BW_COUNT: u32 = 3;
 /// Loss above this fraction of a round's data (in 1/1000) is excessive (BBRv2/v3: 2%).
 const LOSS_THRESH_PERMILLE: u64 = 20;
+/// Loss above this fraction of a round's data (in 1/1000) is answered even without a queue.
+const HEAVY_LOSS_THRESH_PERMILLE: u64 = 500;
+/// The smallest RTT excess over the minimum that counts as a queue.
+const QUEUE_MIN_DELAY: Duration = Duration::from_millis(1);
 /// Multiplicative back-off of the lower bound on excessive loss (in 1/1000; BBRv2: 0.7).
 const LOSS_BETA: u64 = 700;
 /// Startup also needs this many lost packets in the round before loss ends it (BBRv3: 6).
@@ -125,6 +129,9 @@ pub struct Bbr {
     round_delivered: u64,
     round_lost: u64,
     round_lost_packets: u64,
+    /// The smallest RTT sample of the current round: above the minimum RTT by a margin, the
+    /// whole round saw a standing queue.
+    round_min_rtt: Option<Duration>,
     loss_responded: bool,
     loss_since_ack: bool,
     bw_latest: u64,
@@ -164,6 +171,7 @@ impl Bbr {
             round_delivered: 0,
             round_lost: 0,
             round_lost_packets: 0,
+            round_min_rtt: None,
             loss_responded: false,
             loss_since_ack: false,
             bw_latest: 0,
@@ -218,6 +226,7 @@ impl Bbr {
             self.round_delivered = 0;
             self.round_lost = 0;
             self.round_lost_packets = 0;
+            self.round_min_rtt = None;
             self.loss_responded = false;
             self.bw_latest = 0;
         }
@@ -408,9 +417,15 @@ impl Bbr {
         // Early in a round compare against the data a round should carry, not the little
         // delivered so far.
         let volume = (self.round_delivered + self.round_lost).max(self.bdp(UNIT).unwrap_or(0));
-        if u128::from(self.round_lost) * u128::from(UNIT)
-            <= u128::from(volume) * u128::from(LOSS_THRESH_PERMILLE)
-        {
+        let lost = u128::from(self.round_lost) * u128::from(UNIT);
+        if lost <= u128::from(volume) * u128::from(LOSS_THRESH_PERMILLE) {
+            return;
+        }
+        // Loss is congestion when it comes with a queue, or when it is heavy. Random loss (a
+        // radio link) at a rate the path still delivers through leaves no queue: answering it
+        // would ratchet the rate down round after round for nothing.
+        let heavy = lost > u128::from(volume) * u128::from(HEAVY_LOSS_THRESH_PERMILLE);
+        if !heavy && !self.round_saw_queue() {
             return;
         }
         match self.mode {
@@ -430,6 +445,15 @@ impl Bbr {
                 let backed_off = u64::try_from(backed_off).unwrap_or(u64::MAX);
                 self.bw_lo = Some(self.bw_latest.max(backed_off).min(self.btl_bw.get()));
             }
+        }
+    }
+
+    /// Whether every RTT sample of this round exceeded the minimum RTT by a quarter (at least
+    /// 1 ms): a standing queue at the bottleneck, the mark of congestion.
+    fn round_saw_queue(&self) -> bool {
+        match (self.round_min_rtt, self.min_rtt) {
+            (Some(round), Some(min)) => round > min + (min / 4).max(QUEUE_MIN_DELAY),
+            _ => true,
         }
     }
 
@@ -491,6 +515,7 @@ impl CongestionController for Bbr {
         };
         self.update_round(&rs);
         self.round_delivered += ev.bytes_acked;
+        self.round_min_rtt = Some(self.round_min_rtt.map_or(rs.rtt, |m| m.min(rs.rtt)));
         self.update_bw(&rs);
         let expired = self.update_min_rtt(ev.now, ev.rtt_sample().or(Some(rs.rtt)));
         self.update_cycle_phase(ev.now, prior_in_flight);

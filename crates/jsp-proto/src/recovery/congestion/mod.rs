@@ -169,19 +169,21 @@ pub trait CongestionController: Send + core::fmt::Debug {
 pub enum CongestionControl {
     /// NewReno (RFC 9002 §7): halves on loss, one packet per window per round trip.
     NewReno,
-    /// CUBIC (RFC 9438): the default. Loss-based, TCP-friendly, fast on long fat paths.
+    /// CUBIC (RFC 9438): loss-based, TCP-friendly, fast on long fat paths.
     Cubic(CubicConfig),
     /// BBR: model-based (bottleneck bandwidth and minimum RTT), paced, tolerant of random loss.
+    /// The default.
     Bbr(BbrConfig),
 }
 
 impl Default for CongestionControl {
-    /// CUBIC with HyStart++: the default of Linux, quinn and quiche, fair to the TCP traffic it
-    /// shares links with, and predictable on shallow buffers. BBR is opt-in until the simulator's
-    /// loss x RTT matrix backs it (published BBRs are unfair to CUBIC on deep buffers and quinn's
-    /// is called broken by its users).
+    /// BBR: the transport is built for lossy mobile paths, where a loss-based controller reads
+    /// every radio loss as congestion (CUBIC keeps 3 Mbit/s of a 100 Mbit/s, 20 ms path at 5%
+    /// random loss; BBR keeps over 90%: `jsp-bench --scenario loss`). BBR still backs off on loss
+    /// that comes with a queue, or that is heavy (see [`Bbr`]). CUBIC stays available for paths
+    /// shared with TCP on deep buffers, where it is the fairer neighbour.
     fn default() -> Self {
-        Self::Cubic(CubicConfig::default())
+        Self::Bbr(BbrConfig::default())
     }
 }
 
@@ -235,7 +237,7 @@ mod tests {
         }
         assert_eq!(
             CongestionControl::default(),
-            CongestionControl::Cubic(CubicConfig::default())
+            CongestionControl::Bbr(BbrConfig::default())
         );
     }
 }
