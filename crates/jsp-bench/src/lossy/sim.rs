@@ -15,6 +15,7 @@
 use std::time::Duration;
 
 use anyhow::{bail, Context};
+use jsp_proto::connection::{QosClass, StreamPriority};
 use jsp_proto::time::Instant as SimInstant;
 use jsp_proto::{Connection, Dir as StreamDir, Event, StreamApiError, StreamId, TransportConfig};
 use jsp_sim::engine::{seeded_identity, seeded_provider, EndpointNode, Pair};
@@ -135,6 +136,11 @@ fn elapsed(from: SimInstant, to: SimInstant) -> Duration {
 }
 
 /// Drains every readable stream of `conn`, returning (stream, bytes) pairs.
+/// The real-time class of the echo stream, both ways.
+fn media() -> StreamPriority {
+    StreamPriority::new(QosClass::Media)
+}
+
 fn read_all(conn: &mut Connection) -> Vec<(StreamId, Vec<u8>)> {
     let mut out = Vec::new();
     while let Some(event) = conn.poll_event() {
@@ -223,7 +229,8 @@ pub fn realtime(
     let stream = pair
         .client_conn()
         .context("the client connection is gone")?
-        .open_stream(StreamDir::Bi)
+        // The class a real-time application declares (and FEC protects), as on real sockets.
+        .open_stream_with(StreamDir::Bi, media())
         .context("opening the echo stream")?;
     let message = incompressible(RT_MESSAGE, seed);
     let rt = spec.rt;
@@ -233,10 +240,13 @@ pub fn realtime(
     let wire_before = wire_bytes(&pair);
     let (client, server) = (pair.client, pair.server);
     let client_handle = pair.client_conn;
-    let mut arrived: Vec<SimInstant> = Vec::with_capacity(rt.messages);
+    // Paced warm-up messages first, not recorded (as on real sockets).
+    let warm = crate::scenarios::loss::paced_warmup_messages(rt.rate);
+    let total = warm + rt.messages;
+    let mut arrived: Vec<SimInstant> = Vec::with_capacity(total);
     let mut received_bytes = 0usize;
     let mut echo_backlog: Vec<(StreamId, Vec<u8>)> = Vec::new();
-    let give_up = scheduled(rt.messages) + rt.grace;
+    let give_up = scheduled(total) + rt.grace;
     let mut sent = 0usize;
     // Before every simulated event: the server echoes what it read, the
     // client notes each completed message's arrival time.
@@ -246,7 +256,12 @@ pub fn realtime(
         if let Some(&h) = node.accepted.first() {
             if let Some(conn) = node.endpoint.connection_mut(h) {
                 if conn.has_pending_events() {
-                    echo_backlog.extend(read_all(conn));
+                    for (id, data) in read_all(conn) {
+                        // The echo goes back in the same class (the real-socket server does
+                        // the same).
+                        let _ = conn.set_stream_priority(id, media());
+                        echo_backlog.push((id, data));
+                    }
                 }
                 echo_backlog.retain_mut(|(id, data)| match conn.stream_write(*id, data, false) {
                     Ok(n) => {
@@ -269,8 +284,8 @@ pub fn realtime(
             }
         }
     };
-    while arrived.len() < rt.messages && pair.sim.now() < give_up {
-        let next = if sent < rt.messages {
+    while arrived.len() < total && pair.sim.now() < give_up {
+        let next = if sent < total {
             scheduled(sent)
         } else {
             give_up
@@ -278,13 +293,13 @@ pub fn realtime(
         let _ = pair.sim.run_while(
             |sim| {
                 poll(sim, &mut arrived);
-                arrived.len() < rt.messages
+                arrived.len() < total
             },
             elapsed(pair.sim.now(), next),
         );
         pair.sim.run_until(next.max(pair.sim.now()));
         poll(&mut pair.sim, &mut arrived);
-        if sent < rt.messages && pair.sim.now() >= scheduled(sent) {
+        if sent < total && pair.sim.now() >= scheduled(sent) {
             let conn = pair
                 .client_conn()
                 .context("the client connection is gone")?;
@@ -302,7 +317,7 @@ pub fn realtime(
     let wire = wire_bytes(&pair) - wire_before;
     let mut latencies = Latencies::new();
     let mut missed = 0usize;
-    for i in 0..rt.messages {
+    for i in warm..total {
         let latency = match arrived.get(i) {
             Some(&at) => elapsed(scheduled(i), at),
             None => elapsed(scheduled(i), pair.sim.now()),

@@ -55,6 +55,19 @@ pub const RT_MESSAGE: usize = 100;
 /// the connection's RTT estimate warm up).
 const RT_WARMUP: usize = 5;
 
+/// Paced messages sent before the measured ones, whose latencies are not recorded: the run
+/// measures a flow in its steady state (RTT estimates converged, and for jsp the adaptive FEC
+/// engaged once it measured the loss), the same for every implementation.
+pub const RT_PACED_WARMUP: Duration = Duration::from_secs(1);
+
+/// How many messages the paced warm-up sends at `rate` per second.
+pub fn paced_warmup_messages(rate: u32) -> usize {
+    usize::try_from(
+        u64::from(rate) * u64::try_from(RT_PACED_WARMUP.as_millis()).unwrap_or(0) / 1000,
+    )
+    .unwrap_or(0)
+}
+
 /// Longest a paced write may block before the run is abandoned.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -232,7 +245,9 @@ pub async fn realtime<C: BenchClient>(
             .await
             .context("warm-up echo timed out")??;
     }
-    let messages = spec.messages;
+    let warm = paced_warmup_messages(spec.rate);
+    let measured = spec.messages;
+    let messages = warm + measured;
     let interval = Duration::from_secs_f64(1.0 / f64::from(spec.rate.max(1)));
     let wire_before = meter.wire_bytes();
     let start = now() + Duration::from_millis(2);
@@ -272,11 +287,13 @@ pub async fn realtime<C: BenchClient>(
                 break;
             }
             Ok(Ok(_)) => {
-                let latency = now().saturating_duration_since(scheduled(received));
-                if latency > spec.deadline {
-                    missed += 1;
+                if received >= warm {
+                    let latency = now().saturating_duration_since(scheduled(received));
+                    if latency > spec.deadline {
+                        missed += 1;
+                    }
+                    latencies.record(latency);
                 }
-                latencies.record(latency);
                 received += 1;
             }
         }
@@ -284,7 +301,7 @@ pub async fn realtime<C: BenchClient>(
     let wire = meter.wire_bytes().saturating_sub(wire_before);
     // Echoes that never came: misses, recorded at the time the run gave up.
     let gave_up_at = now();
-    for i in received..messages {
+    for i in received.max(warm)..messages {
         missed += 1;
         latencies.record(gave_up_at.saturating_duration_since(scheduled(i)));
     }
@@ -316,7 +333,7 @@ pub async fn realtime<C: BenchClient>(
         Measure::new(
             "deadline_miss_ratio",
             "",
-            missed as f64 / messages.max(1) as f64,
+            missed as f64 / measured.max(1) as f64,
         ),
         Measure::new(
             "rt_wire_bytes_per_useful_byte",
