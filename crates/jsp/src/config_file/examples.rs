@@ -61,7 +61,7 @@ heartbeat_timeout_count = 4
 cleanup_interval = "15s"             # how often closed and idle sessions are swept
 
 [transport]
-congestion_control = "bbr"           # "cubic" (default) | "newreno" | "bbr"
+congestion_control = "bbr"           # "bbr" (default) | "cubic" | "newreno"
 compression = "auto"                 # "auto" (default: LZ4 where it pays) | "on" | "off"
 compression_min_size = 64            # bytes; shorter data is never compressed
 cipher_suites = ["chacha20-poly1305", "aes-256-gcm"]

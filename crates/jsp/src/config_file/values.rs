@@ -148,11 +148,11 @@ impl SuiteName {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum CongestionName {
-    /// `"cubic"`: CUBIC with HyStart++ (the default).
+    /// `"cubic"`: CUBIC with HyStart++.
     Cubic,
     /// `"newreno"`: NewReno.
     NewReno,
-    /// `"bbr"`: BBR with the loss response.
+    /// `"bbr"`: BBR with the queue-qualified loss response (the default).
     Bbr,
 }
 
