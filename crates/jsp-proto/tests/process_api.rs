@@ -14,13 +14,21 @@ use jsp_proto::{
     ServerConfig, TrustPolicy,
 };
 
-#[test]
-fn handshake_and_data_through_process_only() {
-    let sp = Arc::new(DeterministicProvider::new([2; 32]));
-    let cp = Arc::new(DeterministicProvider::new([1; 32]));
-    let id = Identity::from_seed(sp.as_ref(), &[9; 32]).unwrap();
+/// A server and a client endpoint with seeded keys, the client connecting (nothing sent yet).
+struct Setup {
+    server: Endpoint,
+    client: Endpoint,
+    s_addr: SocketAddr,
+    c_addr: SocketAddr,
+    h: jsp_proto::ConnectionHandle,
+}
+
+fn setup(seed: u8) -> Setup {
+    let sp = Arc::new(DeterministicProvider::new([seed + 1; 32]));
+    let cp = Arc::new(DeterministicProvider::new([seed; 32]));
+    let id = Identity::from_seed(sp.as_ref(), &[10 - seed; 32]).unwrap();
     let client_cfg = Arc::new(ClientConfig::new(TrustPolicy::pinned(id.fingerprint())));
-    let mut server = Endpoint::new(
+    let server = Endpoint::new(
         EndpointConfig::default(),
         sp,
         Some(ServerConfig::new(id)),
@@ -31,6 +39,24 @@ fn handshake_and_data_through_process_only() {
     let s_addr: SocketAddr = "127.0.0.1:4433".parse().unwrap();
     let c_addr: SocketAddr = "127.0.0.1:50000".parse().unwrap();
     let h = client.connect(Instant::ZERO, client_cfg, s_addr).unwrap();
+    Setup {
+        server,
+        client,
+        s_addr,
+        c_addr,
+        h,
+    }
+}
+
+#[test]
+fn handshake_and_data_through_process_only() {
+    let Setup {
+        mut server,
+        mut client,
+        s_addr,
+        c_addr,
+        h,
+    } = setup(1);
 
     let mut now = Instant::ZERO;
     let mut to_server: Vec<Vec<u8>> = Vec::new();
@@ -110,21 +136,13 @@ fn handshake_and_data_through_process_only() {
 /// (it used to wait for the next heartbeat, 5 s later).
 #[test]
 fn a_deferred_key_update_is_reported_through_poll_active_at_once() {
-    let sp = Arc::new(DeterministicProvider::new([4; 32]));
-    let cp = Arc::new(DeterministicProvider::new([3; 32]));
-    let id = Identity::from_seed(sp.as_ref(), &[8; 32]).unwrap();
-    let client_cfg = Arc::new(ClientConfig::new(TrustPolicy::pinned(id.fingerprint())));
-    let mut server = Endpoint::new(
-        EndpointConfig::default(),
-        sp,
-        Some(ServerConfig::new(id)),
-        1_800_000_000,
-    )
-    .unwrap();
-    let mut client = Endpoint::new(EndpointConfig::default(), cp, None, 1_800_000_000).unwrap();
-    let s_addr: SocketAddr = "127.0.0.1:4433".parse().unwrap();
-    let c_addr: SocketAddr = "127.0.0.1:50000".parse().unwrap();
-    let h = client.connect(Instant::ZERO, client_cfg, s_addr).unwrap();
+    let Setup {
+        mut server,
+        mut client,
+        s_addr,
+        c_addr,
+        h,
+    } = setup(3);
     let mut buf = Vec::new();
     let mut now = Instant::ZERO;
     let mut requested_at = None;
