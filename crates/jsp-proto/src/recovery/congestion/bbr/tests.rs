@@ -188,6 +188,32 @@ fn one_percent_random_loss_keeps_utilisation() {
     }
 }
 
+/// 5% and 10% random loss with no queue behind it (a radio link) is not congestion: the bandwidth
+/// estimate and the utilisation hold. (Answering every round's loss above 2%, as BBRv2 does,
+/// ratcheted the estimate down round after round.)
+#[test]
+fn random_loss_without_a_queue_is_not_congestion() {
+    for (loss_ppm, at_least) in [(50_000, 0.8), (100_000, 0.7)] {
+        let mut link = Link::new(RATE, RTT, BDP);
+        link.loss_ppm = loss_ppm;
+        let mut m = Model::new(bbr(), link, 7);
+        m.run_until(ms(3000), |_| {});
+        m.mark();
+        let mut min_bw = u64::MAX;
+        m.run_until(ms(20_000), |m| {
+            if let Some(bw) = m.cc.state().bandwidth {
+                min_bw = min_bw.min(bw);
+            }
+        });
+        let util = m.utilisation();
+        assert!(
+            min_bw * 10 >= RATE * 7,
+            "{loss_ppm} ppm: bandwidth fell to {min_bw}"
+        );
+        assert!(util >= at_least, "{loss_ppm} ppm: utilisation {util}");
+    }
+}
+
 /// Runs a flow, quarters the link rate at 5 s, and returns (packets lost in the 3 s after the
 /// drop, utilisation of the new rate over 6-8 s).
 fn bandwidth_drop(config: BbrConfig) -> (u64, f64) {
