@@ -166,16 +166,21 @@ fn a_sudden_bandwidth_drop_does_not_cause_a_loss_storm() {
         let before = client_stats(&mut p, h);
         let (c, s) = (p.client, p.server);
         p.sim.set_link(c, s, bottleneck(20, 10));
-        // The first RTTs lose what no longer fits: what was in flight at the drop plus what the
-        // sender sends before the first loss is detected (a multiplicative decrease of 0.7
-        // needs a few rounds to get from 5x too much down to the new rate).
+        // The first RTTs lose what no longer fits: up to a window in flight at the drop plus
+        // what the sender sends before the first loss is detected (a multiplicative decrease of
+        // 0.7 needs a few rounds to get from 5x too much down to the new rate). The window, not
+        // the data in flight, bounds it: BBR's is twice the BDP it keeps in flight.
         bulk.run(&mut p, Duration::from_millis(500));
         let adapted = client_stats(&mut p, h);
         let burst = adapted.packets_lost - before.packets_lost;
-        let in_flight_packets = before.bytes_in_flight / 1200 + 1;
+        let window_packets = before.cwnd.max(before.bytes_in_flight) / 1200 + 1;
+        eprintln!(
+            "{}: {burst} lost after the drop; window {window_packets} packets",
+            cc_name(cc)
+        );
         assert!(
-            burst <= 3 * in_flight_packets,
-            "{cc:?}: {burst} lost right after the drop, {in_flight_packets} were in flight"
+            burst <= 2 * window_packets,
+            "{cc:?}: {burst} lost right after the drop, the window was {window_packets} packets"
         );
         // Then no storm: loss stays rare while the link is kept full.
         let got = bulk.run(&mut p, Duration::from_secs(3));
@@ -214,7 +219,8 @@ fn goodput_with_loss(one_way: u64, loss: f64) -> f64 {
 /// lossless goodput (issue target: 90% at 5% loss; the real-socket numbers are in
 /// docs/BENCHMARKS.md). Before BBR answered only loss that comes with a queue, 10% loss took a
 /// 20 ms path down to 0.2 Mbit/s; before flow control grew its window for a blocked peer, 5%
-/// loss held a 100 ms path to 43 Mbit/s.
+/// loss held a 100 ms path to 43 Mbit/s, and before data held behind a hole widened the
+/// window at once (0.83 of lossless at 5%, 100 ms) the stalls cost a tenth more.
 #[test]
 fn random_loss_keeps_most_of_the_lossless_goodput() {
     for (one_way, loss, at_least) in [
@@ -222,8 +228,8 @@ fn random_loss_keeps_most_of_the_lossless_goodput() {
         (10, 0.05, 0.88),
         (10, 0.10, 0.78),
         (50, 0.01, 0.88),
-        (50, 0.05, 0.78),
-        (50, 0.10, 0.6),
+        (50, 0.05, 0.86),
+        (50, 0.10, 0.8),
     ] {
         let clean = goodput_with_loss(one_way, 0.0);
         let lossy = goodput_with_loss(one_way, loss);

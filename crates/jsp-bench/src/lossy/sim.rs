@@ -175,7 +175,15 @@ pub fn bulk(
     let warm_at = start + spec.bulk_warmup;
     let end_at = warm_at + spec.bulk_window;
     let mut first: Option<(u64, u64)> = None;
+    // `JSP_BENCH_TRACE=1`: both ends' transport state every 100 ms, on stderr.
+    let trace = std::env::var_os("JSP_BENCH_TRACE").is_some();
+    let mut next_trace = start;
     while pair.sim.now() < end_at {
+        if trace && pair.sim.now() >= next_trace {
+            next_trace = next_trace + Duration::from_millis(100);
+            let at = elapsed(start, pair.sim.now());
+            trace_state(&mut pair, at, delivered);
+        }
         if first.is_none() && pair.sim.now() >= warm_at {
             first = Some((delivered, wire_bytes(&pair)));
         }
@@ -214,6 +222,32 @@ pub fn bulk(
         ));
     }
     Ok(measures)
+}
+
+/// One `JSP_BENCH_TRACE` line: what the server read so far and both ends'
+/// congestion, flight and loss counters.
+fn trace_state(pair: &mut Pair, at: Duration, delivered: u64) {
+    let client = pair.client_conn().map(|c| c.stats());
+    let server = pair.server_conn().map(|c| c.stats());
+    if let (Some(c), Some(s)) = (client, server) {
+        eprintln!(
+            "[{:>6.3}s] read {delivered} | client {:?} bw {:?} pacing {:?} cwnd {} in_flight {} rtt {:?} sent {} lost {} fc-blocked {} | server got {} dup {} undecodable {} sent {}",
+            at.as_secs_f64(),
+            c.congestion_phase,
+            c.bandwidth.map(|b| b * 8 / 1_000_000),
+            c.pacing_rate.map(|b| b * 8 / 1_000_000),
+            c.cwnd,
+            c.bytes_in_flight,
+            c.rtt,
+            c.packets_sent,
+            c.packets_lost,
+            c.flow_control_blocked,
+            s.packets_received,
+            s.dropped_duplicate,
+            s.dropped_undecodable,
+            s.packets_sent,
+        );
+    }
 }
 
 /// The real-time run on the simulated link: the same metrics as the

@@ -200,6 +200,9 @@ pub struct ConnectionStats {
     pub fec_peer_recovered: u64,
     /// FEC: the group shape (source, repair) protecting traffic now, `None` when off.
     pub fec_shape: Option<(u8, u8)>,
+    /// Times a stream had new data to send but no flow-control credit left (its own or the
+    /// connection's): the peer's receive window, not the network, held the sender back.
+    pub flow_control_blocked: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -643,6 +646,7 @@ impl Connection {
         s.ssthresh = cc.ssthresh;
         s.pacing_rate = cc.pacing_rate;
         s.bandwidth = cc.bandwidth;
+        s.flow_control_blocked = self.streams.flow_control_blocked();
         s
     }
 

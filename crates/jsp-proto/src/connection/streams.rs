@@ -173,6 +173,14 @@ impl SendStream {
 /// credit's end was blocked by it, and the window grows (up to its configured maximum).
 const PEER_BLOCKED_FRACTION: u64 = 16;
 
+/// Loss-aware autotuning: a reader with no more than this fraction of a window of contiguous
+/// data unread keeps up with the network, and a window held back by a hole may grow.
+const READER_BACKLOG_FRACTION: u64 = 8;
+
+/// Loss-aware autotuning: data held behind a hole grows the window once the peer's data comes
+/// within this fraction of a window of the credit's end.
+const HOLE_NEAR_END_FRACTION: u64 = 4;
+
 #[derive(Debug)]
 struct RecvStream {
     /// Bytes at offsets `read..read + ready.len()`, in order: the common case appends here
@@ -316,6 +324,8 @@ pub struct Streams {
     peer_stream_window_bidi_remote: u64,
     peer_stream_window_uni: u64,
     send_buffered: u64,
+    /// Times a stream with new data found no flow-control credit.
+    flow_blocked: u64,
     /// Streams with partially reliable messages, by earliest deadline.
     deadlines: BTreeSet<(Instant, StreamId)>,
     /// MAX_DATA to send.
@@ -372,6 +382,7 @@ impl Streams {
             deadlines: BTreeSet::new(),
             pending_max_data: false,
             pending_max_stream_data: Vec::new(),
+            flow_blocked: 0,
             pending_max_streams: [false, false],
             pending_resets: Vec::new(),
             pending_stop_sending: Vec::new(),
@@ -630,10 +641,18 @@ impl Streams {
                 }
                 // Blocked by flow control: MAX_DATA / MAX_STREAM_DATA make it ready again.
                 None => {
+                    if !s.pending.is_empty() {
+                        self.flow_blocked += 1;
+                    }
                     self.sched.remove(id);
                 }
             }
         }
+    }
+
+    /// Times a stream had new data but no flow-control credit (for [`super::ConnectionStats`]).
+    pub fn flow_control_blocked(&self) -> u64 {
+        self.flow_blocked
     }
 
     /// The QoS class of a stream we send on (for FEC eligibility, PROTOCOL.md §19.5).
@@ -1008,7 +1027,52 @@ impl Streams {
         if r.has_readable() && !self.events.contains(&StreamEvent::Readable(id)) {
             self.events.push_back(StreamEvent::Readable(id));
         }
+        self.widen_behind_hole(id);
         Ok(())
+    }
+
+    /// Loss-aware autotuning (PROTOCOL.md §14): a lost packet leaves a hole that holds back every
+    /// byte received after it until the retransmission arrives, about one and a half round trips
+    /// later, and that held-back data eats the window. When a stream's data sits behind a hole,
+    /// its reader keeps up with the contiguous data, and the peer's data came within a quarter
+    /// of a window of the credit's end, the window (and the connection's, on the same terms)
+    /// doubles up to its configured maximum and the new credit goes out at once, instead of
+    /// after the hole is filled and read: a sender is not stopped by a window sized for a
+    /// loss-free path. A reader that falls behind leaves contiguous data unread and no window
+    /// grows, so the memory a slow reader commits stays bounded by the window it had.
+    fn widen_behind_hole(&mut self, id: StreamId) {
+        let Some(r) = self.recv.get_mut(&id) else {
+            return;
+        };
+        let reader_keeps_up = (r.ready.len() as u64) <= r.window / READER_BACKLOG_FRACTION;
+        if r.fragments.is_empty() || !reader_keeps_up || r.final_size.is_some() {
+            return;
+        }
+        if r.max_data - r.highest < r.window / HOLE_NEAR_END_FRACTION
+            && r.window < self.limits.max_stream_window
+        {
+            r.window = (r.window * 2).min(self.limits.max_stream_window);
+            r.max_data = r.max_data.max(r.read + r.window);
+            if !self.pending_max_stream_data.contains(&id) {
+                self.pending_max_stream_data.push(id);
+            }
+        }
+        // The connection's window keeps room for twice the widened stream's, so the stream's
+        // new credit is not cut short by the connection's.
+        let stream_room = r.window.saturating_mul(2);
+        let conn_near_end =
+            self.local_max_data - self.data_received < self.local_window / HOLE_NEAR_END_FRACTION;
+        if (conn_near_end || self.local_window < stream_room)
+            && self.local_window < self.limits.max_connection_window
+        {
+            self.local_window = (self.local_window * 2)
+                .max(stream_room)
+                .min(self.limits.max_connection_window);
+            self.local_max_data = self
+                .local_max_data
+                .max(self.data_consumed + self.local_window);
+            self.pending_max_data = true;
+        }
     }
 
     fn ensure_peer_stream(&mut self, id: StreamId, now: Instant) -> Result<(), StreamError> {

@@ -264,6 +264,57 @@ fn receive_window_grows_when_the_reader_keeps_up() {
     assert!(s.pending_max_stream_data.contains(&id));
 }
 
+/// Sends `len` bytes at `offset` of `id` from `s`'s peer, as a STREAM frame.
+fn frame(s: &mut Streams, id: StreamId, offset: u64, len: usize) {
+    s.on_stream_frame(id, offset, &vec![7u8; len], false, T0)
+        .unwrap();
+}
+
+#[test]
+fn a_hole_widens_the_window_while_the_reader_keeps_up() {
+    let (mut c, mut s) = pair();
+    let id = c.open(Dir::Uni, T0).unwrap();
+    // Bytes 0..100 arrive and are read; 100..150 are lost; the rest of the window arrives
+    // behind the hole.
+    frame(&mut s, id, 0, 100);
+    s.read(id, 1000, T0, RTT).unwrap();
+    s.pending_max_stream_data.clear();
+    s.pending_max_data = false;
+    frame(&mut s, id, 150, 200);
+    assert_eq!(s.recv_window(id), Some(500), "far from the credit's end");
+    frame(&mut s, id, 350, 100);
+    // Within a quarter window of the end (500): the window doubles and credit goes out now,
+    // counted from what was read, although nothing more was.
+    assert_eq!(s.recv_window(id), Some(1000));
+    assert_eq!(s.recv_max_data(id), Some(100 + 1000));
+    assert!(s.pending_max_stream_data.contains(&id));
+    // The connection's window keeps room for twice the stream's.
+    assert!(s.pending_max_data);
+    assert_eq!(s.local_max_data(), 100 + 2000);
+    // The peer may now send beyond the old credit without a flow-control error.
+    frame(&mut s, id, 450, 500);
+    // The retransmission fills the hole: everything is read in order.
+    frame(&mut s, id, 100, 50);
+    let (data, _) = s.read(id, 10_000, T0, RTT).unwrap();
+    assert_eq!(data.len(), 850);
+}
+
+#[test]
+fn a_slow_reader_behind_a_hole_does_not_widen_the_window() {
+    let (mut c, mut s) = pair();
+    let id = c.open(Dir::Uni, T0).unwrap();
+    // 200 contiguous bytes sit unread (more than an eighth of the window): the reader is
+    // behind, so a hole after them does not earn more credit.
+    frame(&mut s, id, 0, 200);
+    frame(&mut s, id, 250, 230);
+    assert_eq!(s.recv_window(id), Some(500));
+    assert_eq!(s.recv_max_data(id), Some(500));
+    assert!(!s.pending_max_stream_data.contains(&id));
+    assert!(!s.pending_max_data);
+    // Beyond the credit is still an error.
+    assert!(s.on_stream_frame(id, 480, &[0u8; 30], false, T0).is_err());
+}
+
 #[test]
 fn many_streams_open_and_close_without_leaking() {
     let big = StreamLimits {
