@@ -180,7 +180,7 @@ pub fn bulk(
     let mut next_trace = start;
     while pair.sim.now() < end_at {
         if trace && pair.sim.now() >= next_trace {
-            next_trace = next_trace + Duration::from_millis(100);
+            next_trace += Duration::from_millis(100);
             let at = elapsed(start, pair.sim.now());
             trace_state(&mut pair, at, delivered);
         }
