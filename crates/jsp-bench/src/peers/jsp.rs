@@ -501,7 +501,7 @@ impl BenchConn for JspConn {
     fn diagnostics(&self) -> Option<String> {
         let s = self.connection().stats();
         Some(format!(
-            "{} {:?} ssthresh {:?} bw {:?} pacing {:?} cwnd {} in_flight {} rtt {:?} mtu {} sent {} lost {} fec {:?}/{} repair",
+            "{} {:?} ssthresh {:?} bw {:?} pacing {:?} cwnd {} in_flight {} rtt {:?} mtu {} sent {} lost {} fc-blocked {} fec {:?}/{} repair",
             s.congestion,
             s.congestion_phase,
             s.ssthresh,
@@ -513,6 +513,7 @@ impl BenchConn for JspConn {
             s.mtu,
             s.packets_sent,
             s.packets_lost,
+            s.flow_control_blocked,
             s.fec_shape,
             s.fec_repair_sent
         ))

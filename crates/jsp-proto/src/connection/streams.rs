@@ -197,6 +197,9 @@ struct RecvStream {
     /// Current window (grows with autotuning).
     window: u64,
     last_grant: Instant,
+    /// Whether the reader's last read took every contiguous byte there was: data that arrived
+    /// since is waiting for the reader's next turn, not for a slow reader.
+    drained: bool,
     /// Ranges the sender abandoned.
     skips: RangeSet,
 }
@@ -431,6 +434,7 @@ impl Streams {
             max_data: self.stream_window,
             window: self.stream_window,
             last_grant: now,
+            drained: false,
             skips: RangeSet::new(),
         }
     }
@@ -1038,13 +1042,17 @@ impl Streams {
     /// of a window of the credit's end, the window (and the connection's, on the same terms)
     /// doubles up to its configured maximum and the new credit goes out at once, instead of
     /// after the hole is filled and read: a sender is not stopped by a window sized for a
-    /// loss-free path. A reader that falls behind leaves contiguous data unread and no window
-    /// grows, so the memory a slow reader commits stays bounded by the window it had.
+    /// loss-free path. The reader keeps up when no more than an eighth of a window waits for it,
+    /// or up to half a window arrived since its last read drained every contiguous byte (it has
+    /// not had its turn yet). A reader that falls behind leaves contiguous data unread and no
+    /// window grows, so the memory a slow reader commits stays bounded by the window it had.
     fn widen_behind_hole(&mut self, id: StreamId) {
         let Some(r) = self.recv.get_mut(&id) else {
             return;
         };
-        let reader_keeps_up = (r.ready.len() as u64) <= r.window / READER_BACKLOG_FRACTION;
+        let unread = r.ready.len() as u64;
+        let reader_keeps_up =
+            unread <= r.window / READER_BACKLOG_FRACTION || (r.drained && unread <= r.window / 2);
         if r.fragments.is_empty() || !reader_keeps_up || r.final_size.is_some() {
             return;
         }
@@ -1213,6 +1221,7 @@ impl Streams {
             grant = true;
         }
         let more = !r.ready.is_empty() || r.skips.contains(r.read);
+        r.drained = !more;
         if grant {
             self.pending_max_stream_data.push(id);
         }

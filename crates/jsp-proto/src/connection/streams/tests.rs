@@ -316,6 +316,31 @@ fn a_slow_reader_behind_a_hole_does_not_widen_the_window() {
 }
 
 #[test]
+fn a_reader_that_drained_the_stream_may_lag_by_half_a_window() {
+    let (mut c, mut s) = pair();
+    let id = c.open(Dir::Uni, T0).unwrap();
+    frame(&mut s, id, 0, 50);
+    s.read(id, 1000, T0, RTT).unwrap();
+    s.pending_max_stream_data.clear();
+    // 150 bytes arrived since the reader drained the stream (a batch it has not had its turn
+    // for yet: more than an eighth, less than half a window), then a hole and data behind it
+    // up to the credit's end: the window widens.
+    frame(&mut s, id, 50, 150);
+    frame(&mut s, id, 250, 200);
+    assert_eq!(s.recv_window(id), Some(1000));
+    assert_eq!(s.recv_max_data(id), Some(50 + 1000));
+    // A reader that drained once but then let more than half a window pile up is behind.
+    let (mut c, mut s) = pair();
+    let id = c.open(Dir::Uni, T0).unwrap();
+    frame(&mut s, id, 0, 50);
+    s.read(id, 1000, T0, RTT).unwrap();
+    frame(&mut s, id, 50, 300);
+    frame(&mut s, id, 400, 100);
+    assert_eq!(s.recv_window(id), Some(500));
+    assert_eq!(s.recv_max_data(id), Some(500));
+}
+
+#[test]
 fn many_streams_open_and_close_without_leaking() {
     let big = StreamLimits {
         max_streams_bidi: 10,
