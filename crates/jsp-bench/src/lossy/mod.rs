@@ -547,6 +547,7 @@ impl LossRunner {
                     for &part in parts {
                         let result = runtime.block_on(self.measure(
                             part,
+                            scenario.rtt(),
                             kind,
                             server.info.clone(),
                             meter.clone(),
@@ -620,12 +621,14 @@ impl LossRunner {
     async fn measure(
         &self,
         part: Part,
+        rtt: Duration,
         kind: ImplKind,
         info: ServerInfo,
         meter: Arc<dyn WireMeter>,
         interrupt: Arc<Interrupt>,
     ) -> anyhow::Result<Vec<Measure>> {
         let plan = self.plan.clone();
+        let warmup = plan.bulk_warmup_for(rtt);
         let rt = RealtimeSpec {
             rate: plan.rt_rate,
             messages: plan.rt_messages,
@@ -635,7 +638,7 @@ impl LossRunner {
         let work = async move {
             with_client!(kind, C => match part {
                 Part::Bulk => {
-                    measure::bulk_goodput::<C>(&info, plan.bulk_warmup, plan.bulk_window, meter).await
+                    measure::bulk_goodput::<C>(&info, warmup, plan.bulk_window, meter).await
                 }
                 Part::Realtime => measure::realtime::<C>(&info, rt, meter).await,
             })
@@ -687,7 +690,7 @@ impl LossRunner {
                 rtt: scenario.rtt(),
                 rate_bps: self.plan.sim_rate_bps,
                 loss: scenario.loss(),
-                bulk_warmup: self.plan.sim_bulk_warmup,
+                bulk_warmup: self.plan.sim_bulk_warmup_for(scenario.rtt()),
                 bulk_window: self.plan.sim_bulk_window,
                 rt: RealtimeSpec {
                     rate: self.plan.rt_rate,

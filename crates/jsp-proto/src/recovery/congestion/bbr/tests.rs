@@ -214,6 +214,31 @@ fn random_loss_without_a_queue_is_not_congestion() {
     }
 }
 
+/// Random loss after the bottleneck spends the link's capacity without being delivered: paced
+/// only at the delivery rate, a flow leaves the share the loss takes unused (5% loss delivered
+/// 0.90 of the link). The loss measured on packets sent in the drain phase raises the pacing
+/// rate by `1 / (1 - p)`, and the flow delivers all but the lost share.
+#[test]
+fn random_loss_is_paced_for_and_the_link_stays_full() {
+    for (loss_ppm, at_least) in [(50_000, 0.92), (100_000, 0.86)] {
+        let mut link = Link::new(RATE, RTT, BDP);
+        link.loss_ppm = loss_ppm;
+        let mut m = Model::new(bbr(), link, 11);
+        m.run_until(ms(5000), |_| {});
+        m.mark();
+        m.run_until(ms(20_000), |_| {});
+        let util = m.utilisation();
+        assert!(
+            util >= at_least,
+            "{loss_ppm} ppm: delivered {util:.3} of the link"
+        );
+        assert!(
+            util <= 1.0 - loss_ppm as f64 / 1e6 + 0.01,
+            "{loss_ppm} ppm: {util:.3}"
+        );
+    }
+}
+
 /// Runs a flow, quarters the link rate at 5 s, and returns (packets lost in the 3 s after the
 /// drop, utilisation of the new rate over 6-8 s).
 fn bandwidth_drop(config: BbrConfig) -> (u64, f64) {
