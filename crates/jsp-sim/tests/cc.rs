@@ -220,16 +220,18 @@ fn goodput_with_loss(one_way: u64, loss: f64) -> f64 {
 /// docs/BENCHMARKS.md). Before BBR answered only loss that comes with a queue, 10% loss took a
 /// 20 ms path down to 0.2 Mbit/s; before flow control grew its window for a blocked peer, 5%
 /// loss held a 100 ms path to 43 Mbit/s, and before data held behind a hole widened the
-/// window at once (0.83 of lossless at 5%, 100 ms) the stalls cost a tenth more.
+/// window at once (0.83 of lossless at 5%, 100 ms) the stalls cost a tenth more. Pacing for the
+/// random loss measured in the drain phase took 5% loss at 20 ms from 0.92 to 0.94 and 10% from
+/// 0.84 to 0.90.
 #[test]
 fn random_loss_keeps_most_of_the_lossless_goodput() {
     for (one_way, loss, at_least) in [
         (10, 0.01, 0.95),
-        (10, 0.05, 0.88),
-        (10, 0.10, 0.78),
-        (50, 0.01, 0.88),
-        (50, 0.05, 0.86),
-        (50, 0.10, 0.8),
+        (10, 0.05, 0.92),
+        (10, 0.10, 0.86),
+        (50, 0.01, 0.9),
+        (50, 0.05, 0.9),
+        (50, 0.10, 0.85),
     ] {
         let clean = goodput_with_loss(one_way, 0.0);
         let lossy = goodput_with_loss(one_way, loss);

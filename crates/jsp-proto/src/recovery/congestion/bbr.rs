@@ -169,6 +169,8 @@ pub struct Bbr {
     random_loss: u64,
     /// Drain phases measured so far.
     random_loss_samples: u64,
+    /// Bytes acknowledged and lost in drain phases not yet folded into the estimate.
+    random_loss_pending: (u64, u64),
     /// The drain phase being measured: send times, and the fate of the packets sent in it.
     drain_sample: Option<DrainSample>,
 }
@@ -231,6 +233,7 @@ impl Bbr {
             probe_max_bw: 0,
             random_loss: 0,
             random_loss_samples: 0,
+            random_loss_pending: (0, 0),
             drain_sample: None,
         }
     }
@@ -388,18 +391,26 @@ impl Bbr {
         self.start_cycle_phase(now);
     }
 
-    /// Folds the last drain phase's loss fraction into the random-loss estimate (the first
+    /// Folds the last drain phases' loss fraction into the random-loss estimate (the first
     /// sample as it is, then with 1/4 weight),
     /// once enough of its packets' fate is known.
     fn finish_drain_sample(&mut self) {
         let Some(sample) = self.drain_sample.take() else {
             return;
         };
-        let known = sample.acked + sample.lost;
-        if sample.queued || known < RANDOM_LOSS_MIN_PACKETS * self.max_datagram_size {
+        if sample.queued {
             return;
         }
-        let p = u128::from(sample.lost) * u128::from(UNIT) / u128::from(known);
+        // A slow flow sends few packets per drain phase: phases add up until enough is known.
+        let (acked, lost) = self.random_loss_pending;
+        let (acked, lost) = (acked + sample.acked, lost + sample.lost);
+        let known = acked + lost;
+        if known < RANDOM_LOSS_MIN_PACKETS * self.max_datagram_size {
+            self.random_loss_pending = (acked, lost);
+            return;
+        }
+        self.random_loss_pending = (0, 0);
+        let p = u128::from(lost) * u128::from(UNIT) / u128::from(known);
         let p = u64::try_from(p)
             .unwrap_or(UNIT)
             .min(MAX_RANDOM_LOSS_PERMILLE);
@@ -511,7 +522,14 @@ impl Bbr {
         }
         // Early in a round compare against the data a round should carry, not the little
         // delivered so far.
-        let volume = (self.round_delivered + self.round_lost).max(self.bdp(UNIT).unwrap_or(0));
+        // Startup's rounds carry its gain times the estimate.
+        let round_gain = if self.mode == Mode::Startup {
+            HIGH_GAIN
+        } else {
+            UNIT
+        };
+        let expected = self.bdp(round_gain).unwrap_or(0);
+        let volume = (self.round_delivered + self.round_lost).max(expected);
         let lost = u128::from(self.round_lost) * u128::from(UNIT);
         if lost <= u128::from(volume) * u128::from(LOSS_THRESH_PERMILLE) {
             return;
@@ -525,8 +543,11 @@ impl Bbr {
         }
         match self.mode {
             Mode::Startup => {
-                // Only with a bandwidth estimate to drain to (not on, say, a lost first flight).
-                if self.round_lost_packets >= STARTUP_FULL_LOSS_COUNT && self.btl_bw.get() > 0 {
+                // Only with a bandwidth estimate to drain to that is more than the initial window
+                // per round trip (not on, say, losses among the first flights of a lossy path:
+                // leaving startup there left a 100 Mbit/s flow crawling at its first sample).
+                let past_first_flights = self.bdp(UNIT).is_some_and(|b| b > self.initial_window());
+                if self.round_lost_packets >= STARTUP_FULL_LOSS_COUNT && past_first_flights {
                     self.loss_responded = true;
                     self.filled_pipe = true;
                 }
@@ -544,10 +565,11 @@ impl Bbr {
     }
 
     /// Whether every RTT sample of this round exceeded the minimum RTT by a quarter (at least
-    /// 1 ms): a standing queue at the bottleneck, the mark of congestion.
+    /// 1 ms): a standing queue at the bottleneck, the mark of congestion. A round without an
+    /// RTT sample shows no queue (a round lost whole is heavy loss, answered anyway).
     fn round_saw_queue(&self) -> bool {
         self.round_min_rtt
-            .is_none_or(|round| self.queue_delay(round))
+            .is_some_and(|round| self.queue_delay(round))
     }
 
     /// Whether `rtt` exceeds the minimum RTT by a quarter (at least 1 ms): it waited in a queue.
