@@ -28,7 +28,8 @@
 //! loss until the 10-round bandwidth window forgets the old rate (BBRv3's `inflight_hi` would
 //! shorten that); on a bottleneck whose buffer is under a quarter of the minimum RTT, congestion
 //! loss shows no queue and is treated as random (BBRv1's behaviour); two BBR flows converge to a
-//! fair share slowly (72/28 after 20 s in the simulator).
+//! fair share more slowly than CUBIC's (their shares move with the bandwidth probes; 47/53 after
+//! 20 s in the simulator's fairness test, 72/28 in an earlier configuration).
 //!
 //! Random loss also spends capacity: a packet lost after the bottleneck used its share of the
 //! link without being delivered, so a flow paced at its delivery rate leaves that share unused
