@@ -15,6 +15,7 @@ use crate::config::{ClientConfig, EndpointConfig, RetryPolicy, ServerConfig};
 use crate::connection::{Connection, ServerContext, Transmit, MIN_INITIAL_DATAGRAM};
 use crate::crypto::CryptoProvider;
 use crate::error::{ConfigError, ConnectionError};
+use crate::handshake::client::PreparedKeyShare;
 use crate::handshake::retry::{self, RetryTokenKey};
 use crate::handshake::ticket::{ResumptionState, SessionTicket, SharedResumption};
 use crate::time::{Instant, UnixTime};
@@ -126,6 +127,9 @@ pub struct Endpoint {
     activity: Activity,
     admission: Option<Box<dyn AdmissionControl>>,
     stats: EndpointStats,
+    /// A key share prepared for the next client connection (see
+    /// [`Endpoint::offer_key_share`]).
+    spare_key_share: Option<PreparedKeyShare>,
 }
 
 impl core::fmt::Debug for Endpoint {
@@ -200,7 +204,27 @@ impl Endpoint {
             activity: Activity::default(),
             admission: None,
             stats: EndpointStats::default(),
+            spare_key_share: None,
         })
+    }
+
+    /// The endpoint's crypto provider (for work a driver does off the engine, like
+    /// [`PreparedKeyShare::generate`]).
+    pub fn provider(&self) -> &Arc<dyn CryptoProvider> {
+        &self.provider
+    }
+
+    /// Whether the next client connection would have to generate its key share itself: a driver
+    /// that has idle time prepares one ([`PreparedKeyShare::generate`]) and hands it over with
+    /// [`Endpoint::offer_key_share`].
+    pub fn wants_key_share(&self) -> bool {
+        self.spare_key_share.is_none()
+    }
+
+    /// Keeps `share` for the next client connection, which then sends its first flight without
+    /// generating keys. One share serves one connection; a second offer replaces the first.
+    pub fn offer_key_share(&mut self, share: PreparedKeyShare) {
+        self.spare_key_share = Some(share);
     }
 
     fn unix_now(&self, now: Instant) -> UnixTime {
@@ -394,6 +418,7 @@ impl Endpoint {
             now,
             unix,
             ticket,
+            self.spare_key_share.take(),
         )?;
         Ok(self.insert(conn, &[]))
     }

@@ -326,8 +326,7 @@ fn deliver(shared: &Shared, addr: SocketAddr, dec: &mut RecordDecoder, mut chunk
         }
     }
     st.dispatch(now, &shared.clock);
-    drop(st);
-    shared.wake.notify_one();
+    shared.after_call(st);
     true
 }
 

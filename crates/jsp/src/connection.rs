@@ -1,5 +1,6 @@
 //! A connection handle: cheap to clone, usable from any task. Every method locks the endpoint
-//! state, calls the engine, and wakes the driver when there is something new to send. Dropping
+//! state, calls the engine, and sends what the call produced (from the calling task when the
+//! send path is free, else through the driver). Dropping
 //! the last handle closes the connection gracefully.
 
 use std::future::poll_fn;
@@ -42,8 +43,7 @@ impl Drop for Inner {
             if let Some(c) = st.proto.connection_mut(self.handle) {
                 c.close(now, CloseReason::Normal, None);
             }
-            drop(st);
-            self.shared.wake.notify_one();
+            self.shared.after_call(st);
         }
     }
 }
@@ -84,16 +84,15 @@ impl Connection {
         }
     }
 
-    /// Runs `f` with the engine connection; then wakes the driver.
+    /// Runs `f` with the engine connection; then sends what it produced (see
+    /// [`Shared::after_call`]).
     pub(crate) fn with<R>(
         &self,
         f: impl FnOnce(&mut jsp_proto::Connection, &mut ConnState) -> R,
     ) -> Result<R, ConnectionError> {
-        let r = {
-            let mut st = self.inner.shared.lock();
-            with_conn(&mut st, self.inner.handle, f)
-        };
-        self.inner.shared.wake.notify_one();
+        let mut st = self.inner.shared.lock();
+        let r = with_conn(&mut st, self.inner.handle, f);
+        self.inner.shared.after_call(st);
         r
     }
 
@@ -105,8 +104,7 @@ impl Connection {
         poll_fn(|cx| {
             let mut st = self.inner.shared.lock();
             let r = with_conn(&mut st, self.inner.handle, |c, cs| f(c, cs, cx));
-            drop(st);
-            self.inner.shared.wake.notify_one();
+            self.inner.shared.after_call(st);
             match r {
                 Ok(Some(v)) => Poll::Ready(Ok(v)),
                 Ok(None) => Poll::Pending,

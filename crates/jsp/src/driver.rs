@@ -1,35 +1,18 @@
 //! The driver task of a UDP endpoint: receives datagram batches (GRO), feeds them to the engine,
 //! runs its timers, dispatches events to waiting tasks, and sends what the engine produces in
-//! GSO batches. It holds the state lock only while calling the engine, never across a syscall.
+//! GSO batches through the send path it shares with application calls
+//! ([`SendPath`](crate::send_path::SendPath)). It holds the state lock only while calling the
+//! engine, never across a syscall.
 
 use std::io::IoSliceMut;
 use std::net::SocketAddr;
 use std::sync::{Arc, Weak};
 
-use bytes::BytesMut;
-use quinn_udp::{RecvMeta, Transmit};
-use tracing::{debug, trace, warn};
+use quinn_udp::RecvMeta;
+use tracing::{debug, trace};
 
 use crate::state::Shared;
 use crate::udp::{UdpIo, RECV_BATCH, RECV_SLOT};
-
-/// Largest total size of one send call (a GSO batch is one UDP payload to the kernel: beyond
-/// 65,507 bytes `sendmsg` fails with EMSGSIZE and the whole batch is lost).
-const MAX_SEND_BYTES: usize = 65_507;
-
-/// Most datagrams taken from the engine per batch before sending.
-const SEND_BATCH_DATAGRAMS: usize = 64;
-
-/// One send unit: a run of equal-size datagrams to one destination (the last may be shorter).
-struct Batch {
-    dst: SocketAddr,
-    start: usize,
-    end: usize,
-    segment: usize,
-    count: usize,
-    /// Closed to further datagrams (it holds an MTU probe, which must travel alone).
-    sealed: bool,
-}
 
 /// The worker that owns the connection a datagram is addressed to, when it is not this one
 /// (only in a [`ServerPool`](crate::ServerPool)).
@@ -42,16 +25,18 @@ fn steer(st: &crate::state::State, datagram: &[u8]) -> Option<Weak<Shared>> {
 }
 
 /// Runs until the endpoint is dropped and has no connections, or the socket fails.
-pub(crate) async fn run(shared: Arc<Shared>, io: UdpIo) {
-    drive(&shared, io).await;
-    // The socket is closed now (`drive` owned it): tell whoever waits.
+pub(crate) async fn run(shared: Arc<Shared>, io: Arc<UdpIo>) {
+    drive(&shared, &io).await;
+    // Close the socket (the send path holds the other reference), then tell whoever waits.
+    shared.send.lock().await.io = None;
+    drop(io);
     shared
         .stopped
         .store(true, std::sync::atomic::Ordering::Release);
     shared.stopped_notify.notify_waiters();
 }
 
-async fn drive(shared: &Arc<Shared>, io: UdpIo) {
+async fn drive(shared: &Arc<Shared>, io: &UdpIo) {
     let mut recv_buf = vec![0u8; RECV_BATCH * RECV_SLOT];
     // Built once: the receive path allocates nothing per batch or per datagram.
     let mut iovs: Vec<IoSliceMut<'_>> = recv_buf
@@ -59,24 +44,17 @@ async fn drive(shared: &Arc<Shared>, io: UdpIo) {
         .map(IoSliceMut::new)
         .collect();
     let mut meta = [RecvMeta::default(); RECV_BATCH];
-    let mut out = Vec::with_capacity(64 * 1024);
-    let mut scratch = Vec::with_capacity(2048);
-    let mut batches: Vec<Batch> = Vec::with_capacity(SEND_BATCH_DATAGRAMS);
     let mut forwards: Vec<(Weak<Shared>, SocketAddr, Vec<u8>)> = Vec::new();
-    let mut stream_out: Vec<(
-        SocketAddr,
-        tokio::sync::mpsc::Sender<bytes::Bytes>,
-        BytesMut,
-    )> = Vec::new();
-    let max_segments = io.max_gso_segments().max(1);
-    debug!(addr = ?io.local_addr().ok(), gso = max_segments, "endpoint driver started");
+    debug!(addr = ?io.local_addr().ok(), gso = io.max_gso_segments(), "endpoint driver started");
     loop {
         let deadline = {
             let mut st = shared.lock();
             if st.driver_error.is_some() {
                 return;
             }
-            st.proto.poll_timeout().map(|t| shared.clock.std(t))
+            let deadline = st.proto.poll_timeout();
+            st.driver_deadline = deadline;
+            deadline.map(|t| shared.clock.std(t))
         };
         let sleep = async {
             match deadline {
@@ -84,7 +62,6 @@ async fn drive(shared: &Arc<Shared>, io: UdpIo) {
                 None => std::future::pending::<()>().await,
             }
         };
-        let taken_any;
         let received = {
             tokio::select! {
                 biased;
@@ -123,61 +100,6 @@ async fn drive(shared: &Arc<Shared>, io: UdpIo) {
                 st.proto.handle_timeout(now);
             }
             st.dispatch(now, &shared.clock);
-            // Collect what to send, grouping equal-size datagrams to one destination (GSO).
-            out.clear();
-            batches.clear();
-            stream_out.clear();
-            let mut taken = 0;
-            while taken < SEND_BATCH_DATAGRAMS {
-                let Some(t) = st.proto.poll_transmit(now, &mut scratch) else {
-                    break;
-                };
-                taken += 1;
-                let size = t.size;
-                if let Some(peer) = st.stream_peers.get(&t.destination) {
-                    // A TCP or WebSocket carriage: one record per datagram.
-                    let buf = match stream_out.iter_mut().find(|(a, _, _)| *a == t.destination) {
-                        Some((_, _, b)) => b,
-                        None => {
-                            stream_out.push((t.destination, peer.tx.clone(), BytesMut::new()));
-                            match stream_out.last_mut() {
-                                Some((_, _, b)) => b,
-                                None => continue,
-                            }
-                        }
-                    };
-                    let _ = crate::framing::encode_record(buf, &scratch[..size]);
-                    continue;
-                }
-                let extend = !t.mtu_probe
-                    && batches.last().is_some_and(|b| {
-                        !b.sealed
-                            && b.dst == t.destination
-                            && b.count < max_segments
-                            && b.end - b.start + size <= MAX_SEND_BYTES
-                            && size <= b.segment
-                            && (b.end - b.start) % b.segment == 0
-                    });
-                out.extend_from_slice(&scratch[..size]);
-                if extend {
-                    if let Some(b) = batches.last_mut() {
-                        b.end += size;
-                        b.count += 1;
-                    }
-                } else {
-                    let start = out.len() - size;
-                    batches.push(Batch {
-                        dst: t.destination,
-                        start,
-                        end: out.len(),
-                        segment: size,
-                        count: 1,
-                        sealed: t.mtu_probe,
-                    });
-                }
-            }
-            st.dispatch(now, &shared.clock);
-            taken_any = taken > 0;
         }
         for (worker, from, mut datagram) in forwards.drain(..) {
             let Some(target) = worker.upgrade() else {
@@ -187,33 +109,31 @@ async fn drive(shared: &Arc<Shared>, io: UdpIo) {
             shared
                 .steered
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            {
+            let st = {
                 let mut st = target.lock();
                 let now = target.clock.now();
                 st.proto.handle_datagram(now, from, &mut datagram);
-            }
-            target.wake.notify_one();
-        }
-        for (addr, tx, buf) in stream_out.drain(..) {
-            if tx.try_send(buf.freeze()).is_err() {
-                trace!(%addr, "stream carriage queue full: packets dropped");
-            }
-        }
-        for b in &batches {
-            trace!(dst = %b.dst, bytes = b.end - b.start, segments = b.count, "datagrams sent");
-            let transmit = Transmit {
-                destination: b.dst,
-                ecn: None,
-                contents: &out[b.start..b.end],
-                segment_size: (b.count > 1).then_some(b.segment),
-                src_ip: None,
+                st
             };
-            if let Err(e) = io.send(&transmit).await {
-                // A single unreachable destination must not stop the endpoint.
-                warn!(error = %e, dst = %b.dst, "send failed");
-            }
+            target.after_call(st);
         }
-        if !batches.is_empty() || taken_any {
+        // Application calls send while the path is free (the tasks just woken may already have
+        // sent what their calls and this batch produced); from here on, this task sends, in
+        // order, what is left: first any batches the socket refused them, then the engine's.
+        let mut path = shared.send.lock().await;
+        path.send_all().await;
+        let taken = {
+            let mut st = shared.lock();
+            let now = shared.clock.now();
+            let taken = path.collect(&mut st, now);
+            // Sending can raise events (a key update it initiated).
+            st.dispatch(now, &shared.clock);
+            taken
+        };
+        path.flush_carriages();
+        path.send_all().await;
+        drop(path);
+        if taken > 0 {
             // More may be waiting (the batch limit was hit): go round without sleeping.
             shared.wake.notify_one();
         }

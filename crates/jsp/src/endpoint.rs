@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::task::Poll;
 
 use jsp_proto::crypto::default_provider;
+use jsp_proto::handshake::client::PreparedKeyShare;
 use jsp_proto::{ClientConfig, ConnectionError, EndpointConfig, ServerConfig, SessionTicket};
 use tokio::sync::Notify;
 
@@ -15,6 +16,7 @@ use crate::carriage::Carriage;
 use crate::clock::Clock;
 use crate::connection::Connection;
 use crate::error::Error;
+use crate::send_path::SendPath;
 use crate::state::{Shared, State};
 use crate::udp::UdpIo;
 
@@ -144,7 +146,7 @@ impl Endpoint {
         reuse_port: bool,
         worker: Option<(u8, Option<jsp_proto::handshake::ticket::SharedResumption>)>,
     ) -> Result<Self, Error> {
-        let io = UdpIo::bind(addr, reuse_port)?;
+        let io = Arc::new(UdpIo::bind(addr, reuse_port)?);
         let local_addr = io.local_addr()?;
         let clock = Clock::new();
         let pending_carriages = crate::carriage::PendingCarriages::new(server.as_ref());
@@ -174,6 +176,7 @@ impl Endpoint {
                 rate: None,
                 breaker: None,
                 workers: Vec::new(),
+                driver_deadline: None,
             }),
             wake: Notify::new(),
             clock,
@@ -181,6 +184,7 @@ impl Endpoint {
             endpoint_handles: std::sync::atomic::AtomicUsize::new(1),
             stopped: std::sync::atomic::AtomicBool::new(false),
             stopped_notify: Notify::new(),
+            send: tokio::sync::Mutex::new(SendPath::new(io.clone())),
         });
         tokio::spawn(crate::driver::run(shared.clone(), io));
         Ok(Self { shared, local_addr })
@@ -217,11 +221,17 @@ impl Endpoint {
             let now = self.shared.clock.now();
             let h = st.proto.connect_resuming(now, config, addr, ticket)?;
             st.conns.entry(h).or_default();
+            // The first flight leaves from this task.
+            self.shared.after_call(st);
             h
         };
-        self.shared.wake.notify_one();
         let conn = Connection::new(self.shared.clone(), h);
-        if !conn.can_send_early_data() {
+        if conn.can_send_early_data() {
+            // The application writes 0-RTT data next: prepare on another task.
+            let shared = self.shared.clone();
+            tokio::spawn(async move { prepare_key_share(&shared) });
+        } else {
+            prepare_key_share(&self.shared);
             conn.established().await?;
         }
         Ok(conn)
@@ -551,5 +561,22 @@ impl Endpoint {
     /// The engine's endpoint counters (refusals, retries, resets ...).
     pub fn stats(&self) -> jsp_proto::endpoint::EndpointStats {
         self.shared.lock().proto.stats().clone()
+    }
+}
+
+/// Generates the key share of the endpoint's next client connection, if the engine has none,
+/// while a first flight is on its way (the key generation then costs the next connection no
+/// time). Outside the state lock: the driver goes on meanwhile.
+fn prepare_key_share(shared: &Shared) {
+    let provider = {
+        let st = shared.lock();
+        if !st.proto.wants_key_share() {
+            return;
+        }
+        st.proto.provider().clone()
+    };
+    // A failure here only means the next connection generates its own (and reports it).
+    if let Ok(share) = PreparedKeyShare::generate(provider.as_ref()) {
+        shared.lock().proto.offer_key_share(share);
     }
 }

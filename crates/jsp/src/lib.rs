@@ -28,6 +28,7 @@ mod events;
 mod pool;
 mod quick;
 mod rate;
+mod send_path;
 mod server;
 mod state;
 mod stream;

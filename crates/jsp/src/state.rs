@@ -12,6 +12,7 @@ use tokio::sync::Notify;
 
 use crate::clock::Clock;
 use crate::events::ConnectionEvent;
+use crate::send_path::SendPath;
 
 /// Everything the driver and the handles share.
 #[derive(Debug)]
@@ -29,6 +30,9 @@ pub(crate) struct Shared {
     pub(crate) stopped_notify: Notify,
     /// Datagrams this endpoint handed to another worker of its pool.
     pub(crate) steered: std::sync::atomic::AtomicU64,
+    /// The send path, shared by the driver and application calls. Lock order: this, then
+    /// `state`; application calls only ever `try_lock` it.
+    pub(crate) send: tokio::sync::Mutex<SendPath>,
 }
 
 impl Shared {
@@ -36,6 +40,44 @@ impl Shared {
     /// way that matters more than the panic itself, so a poisoned lock is used as is.
     pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Finishes an application call that may have given the engine something to do (`st` is the
+    /// lock it was made under): dispatches the events it raised, sends the packets it produced
+    /// from this task when the send path is free, and wakes the driver only when it must act
+    /// (its timer has to fire earlier, the send path was busy, or the socket buffer is full).
+    pub(crate) fn after_call(&self, mut st: MutexGuard<'_, State>) {
+        let Ok(mut path) = self.send.try_lock() else {
+            // The driver (or another task) is sending: it goes round again and takes ours.
+            drop(st);
+            self.wake.notify_one();
+            return;
+        };
+        if path.has_unsent() || st.driver_error.is_some() {
+            drop(st);
+            drop(path);
+            self.wake.notify_one();
+            return;
+        }
+        let now = self.clock.now();
+        st.dispatch(now, &self.clock);
+        let taken = path.collect(&mut st, now);
+        if taken > 0 {
+            // Sending can raise events (a key update it initiated).
+            st.dispatch(now, &self.clock);
+        }
+        let timer_earlier = match (st.proto.poll_timeout(), st.driver_deadline) {
+            (Some(t), Some(armed)) => t < armed,
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
+        drop(st);
+        path.flush_carriages();
+        let all_sent = path.try_send_all();
+        drop(path);
+        if timer_earlier || !all_sent || taken == crate::send_path::SEND_BATCH_DATAGRAMS {
+            self.wake.notify_one();
+        }
     }
 }
 
@@ -67,6 +109,9 @@ pub(crate) struct State {
     /// The workers of a [`ServerPool`](crate::ServerPool), indexed by CID prefix (empty for a
     /// lone endpoint): 1-RTT datagrams for another worker's connections are handed to it.
     pub(crate) workers: Vec<std::sync::Weak<Shared>>,
+    /// The engine deadline the driver's timer is set for (`None`: no timer). An application
+    /// call that brings the engine's deadline before it wakes the driver.
+    pub(crate) driver_deadline: Option<jsp_proto::Instant>,
 }
 
 /// Per-connection state the async layer keeps.

@@ -72,6 +72,14 @@ impl UdpIo {
         }
     }
 
+    /// Sends one (possibly GSO-batched) transmit if the socket buffer has room now;
+    /// `WouldBlock` if not.
+    pub(crate) fn try_send(&self, transmit: &Transmit<'_>) -> io::Result<()> {
+        self.socket.try_io(Interest::WRITABLE, || {
+            self.state.try_send((&self.socket).into(), transmit)
+        })
+    }
+
     /// Sends one (possibly GSO-batched) transmit, waiting while the socket buffer is full.
     pub(crate) async fn send(&self, transmit: &Transmit<'_>) -> io::Result<()> {
         loop {

@@ -26,13 +26,23 @@ async fn a_thousand_concurrent_connections() {
     server_cfg.max_handshakes_per_ip = CONNECTIONS;
     let server = Endpoint::server("127.0.0.1:0".parse().unwrap(), server_cfg).unwrap();
     let s = server.clone();
+    // Every echo the server could not send: a stream handed to the application must be
+    // answerable (the client always waits for its answer).
+    let server_failures = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let failures = server_failures.clone();
     tokio::spawn(async move {
         while let Some(conn) = s.accept().await {
+            let failures = failures.clone();
             tokio::spawn(async move {
-                if let Ok((mut send, mut recv)) = conn.accept_bi().await {
-                    let msg = recv.read_all(1024).await.unwrap_or_default();
-                    let _ = send.write_all(&msg).await;
-                    let _ = send.finish();
+                let echoed = async {
+                    let (mut send, mut recv) = conn.accept_bi().await?;
+                    let msg = recv.read_all(1024).await?;
+                    send.write_all(&msg).await?;
+                    send.finish()?;
+                    Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
+                };
+                if let Err(e) = echoed.await {
+                    failures.lock().unwrap().push(e.to_string());
                 }
                 conn.closed().await;
             });
@@ -61,13 +71,19 @@ async fn a_thousand_concurrent_connections() {
     }
     let mut conns = Vec::new();
     for t in tasks {
-        conns.push(
-            tokio::time::timeout(Duration::from_secs(120), t)
-                .await
-                .expect("connection in time")
-                .unwrap(),
-        );
+        match tokio::time::timeout(Duration::from_secs(120), t).await {
+            Ok(conn) => conns.push(conn.unwrap()),
+            Err(_) => panic!(
+                "a connection did not get its echo in time; server-side failures: {:?}",
+                server_failures.lock().unwrap()
+            ),
+        }
     }
+    assert!(
+        server_failures.lock().unwrap().is_empty(),
+        "server-side failures: {:?}",
+        server_failures.lock().unwrap()
+    );
     assert_eq!(server.connection_count(), CONNECTIONS, "all held at once");
     for c in &conns {
         c.close(jsp::CloseReason::Normal, None);

@@ -341,6 +341,9 @@ pub struct Connection {
     early_streams: std::collections::HashSet<StreamId>,
     /// Set while the frames of a 0-RTT packet are processed.
     in_early_packet: bool,
+    /// Server: 1-RTT packets that arrived before the client's Finished, still protected, with
+    /// the address they came from; processed once the handshake completes (PROTOCOL.md §7.9).
+    held_one_rtt: Vec<(SocketAddr, Vec<u8>)>,
     /// Forward error correction (PROTOCOL.md §19).
     fec: fec::FecState,
 }
@@ -465,12 +468,13 @@ impl Connection {
             early_bytes_received: 0,
             early_streams: std::collections::HashSet::new(),
             in_early_packet: false,
+            held_one_rtt: Vec::new(),
             fec: fec::FecState::default(),
         })
     }
 
-    /// Creates a client connection and its first flight; `ticket` resumes a session (and sends
-    /// 0-RTT data if the ticket and the config allow).
+    /// Creates a client connection and its first flight (with `key_share` if one was prepared);
+    /// `ticket` resumes a session (and sends 0-RTT data if the ticket and the config allow).
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn connect(
         provider: Arc<dyn CryptoProvider>,
@@ -481,6 +485,7 @@ impl Connection {
         now: Instant,
         unix_now: UnixTime,
         ticket: Option<&SessionTicket>,
+        key_share: Option<crate::handshake::client::PreparedKeyShare>,
     ) -> Result<Self, ConnectionError> {
         config
             .validate()
@@ -502,7 +507,7 @@ impl Connection {
         conn.local_transport_params().encode(&mut params);
         let mut out = Output::default();
         let hs = ClientHandshake::start(
-            provider, config, params, unix_now, version, None, ticket, &mut out,
+            provider, config, params, unix_now, version, None, ticket, key_share, &mut out,
         )?;
         conn.role = HandshakeRole::Client(Box::new(hs));
         conn.apply_output(out, now)?;

@@ -16,6 +16,11 @@ use crate::wire::header::{self, PacketType, PartialDecode};
 use crate::wire::packet_number;
 use crate::Side;
 
+/// Most 1-RTT packets a server holds while waiting for the client's Finished.
+const MAX_HELD_ONE_RTT: usize = 16;
+/// Most bytes of such packets it holds.
+const MAX_HELD_ONE_RTT_BYTES: usize = 32 * 1024;
+
 /// Outcome of processing one packet, for the endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum PacketOutcome {
@@ -92,7 +97,17 @@ impl Connection {
                 scid: hdr_scid,
             };
             let short = hdr.ty == PacketType::OneRtt;
+            if short && self.side == Side::Server && self.state == State::Handshake {
+                // PROTOCOL.md §7.9: a server acts on no 1-RTT packet before the client's
+                // Finished; one that overtook it waits (a short header ends the datagram).
+                self.hold_one_rtt(remote, packet);
+                return;
+            }
+            let was_handshaking = self.state == State::Handshake;
             let outcome = self.handle_packet(now, remote, packet, hdr);
+            if was_handshaking && self.state == State::Established {
+                self.release_held_one_rtt(now);
+            }
             if !credited && remote == self.remote {
                 // The packet moved the connection to `remote` (§15.2): this datagram is the
                 // first of the new path's amplification budget.
@@ -108,6 +123,33 @@ impl Connection {
                 return;
             }
             offset = end;
+            if self.state == State::Closed {
+                return;
+            }
+        }
+    }
+
+    /// Keeps a 1-RTT packet that arrived before the handshake completed (at most
+    /// [`MAX_HELD_ONE_RTT`] packets of [`MAX_HELD_ONE_RTT_BYTES`] in all; beyond that they are
+    /// dropped, and the client sends their data again).
+    fn hold_one_rtt(&mut self, remote: SocketAddr, packet: &[u8]) {
+        let held: usize = self.held_one_rtt.iter().map(|(_, p)| p.len()).sum();
+        if self.held_one_rtt.len() >= MAX_HELD_ONE_RTT
+            || held + packet.len() > MAX_HELD_ONE_RTT_BYTES
+        {
+            self.stats.dropped_undecodable += 1;
+            return;
+        }
+        self.held_one_rtt.push((remote, packet.to_vec()));
+    }
+
+    /// Processes the 1-RTT packets held while the handshake ran, in arrival order.
+    fn release_held_one_rtt(&mut self, now: Instant) {
+        for (remote, mut packet) in std::mem::take(&mut self.held_one_rtt) {
+            // Counted once already, when the datagram arrived.
+            self.stats.datagrams_received -= 1;
+            self.stats.bytes_received -= packet.len() as u64;
+            self.handle_datagram(now, remote, &mut packet);
             if self.state == State::Closed {
                 return;
             }

@@ -52,10 +52,38 @@ pub struct ClientHandshake {
     early_offered: bool,
 }
 
+/// A client key share made ahead of the connection that will use it (X25519 and ML-KEM-768 key
+/// generation is most of the cost of a first flight): a driver prepares one while it waits for
+/// the network, and the next connection starts without that work. Each is used by one handshake
+/// only, then erased like any ephemeral key.
+pub struct PreparedKeyShare {
+    share: Vec<u8>,
+    kx: Box<dyn ClientKeyExchange>,
+}
+
+impl PreparedKeyShare {
+    /// Generates a fresh key share with `provider`.
+    ///
+    /// # Errors
+    /// If the provider fails to generate keys.
+    pub fn generate(provider: &dyn CryptoProvider) -> Result<Self, crate::crypto::CryptoError> {
+        let (share, kx) = provider.client_key_share()?;
+        Ok(Self { share, kx })
+    }
+}
+
+impl core::fmt::Debug for PreparedKeyShare {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        // The private half stays out of logs.
+        f.debug_struct("PreparedKeyShare").finish_non_exhaustive()
+    }
+}
+
 impl ClientHandshake {
-    /// Starts a handshake: builds ClientHello (with `transport_params`) for the Initial space.
-    /// With a usable `ticket` it offers resumption (PROTOCOL.md §13.2) and, if the ticket and the
-    /// config allow, 0-RTT keys for early data.
+    /// Starts a handshake: builds ClientHello (with `transport_params`) for the Initial space,
+    /// with `key_share` if one was prepared (else a fresh one). With a usable `ticket` it offers
+    /// resumption (PROTOCOL.md §13.2) and, if the ticket and the config allow, 0-RTT keys for
+    /// early data.
     #[allow(clippy::too_many_arguments)]
     pub fn start(
         provider: Arc<dyn CryptoProvider>,
@@ -65,6 +93,7 @@ impl ClientHandshake {
         attempted_version: u32,
         previous_version: Option<u32>,
         ticket: Option<&SessionTicket>,
+        key_share: Option<PreparedKeyShare>,
         out: &mut Output,
     ) -> Result<Self, HandshakeError> {
         let ticket = ticket.filter(|t| {
@@ -72,7 +101,10 @@ impl ClientHandshake {
                 && t.version == attempted_version
                 && config.transport.cipher_suites.contains(&t.suite)
         });
-        let (share, kx) = provider.client_key_share().map_err(crypto_err)?;
+        let PreparedKeyShare { share, kx } = match key_share {
+            Some(k) => k,
+            None => PreparedKeyShare::generate(provider.as_ref()).map_err(crypto_err)?,
+        };
         let mut random = [0u8; 32];
         provider.fill_random(&mut random).map_err(crypto_err)?;
         let mut versions = vec![attempted_version];

@@ -1,0 +1,163 @@
+//! Handshake edge cases a driver meets on real networks and under load.
+//!
+//! - A client's 1-RTT packets can overtake its Finished (the Finished datagram was lost or
+//!   reordered). The server must not act on them before the handshake completes
+//!   (PROTOCOL.md §7.9): a stream handed to the application then could not be answered. It holds
+//!   them and processes them once the Finished arrives, so nothing the client sent is lost and the
+//!   stream opens on an established connection.
+//! - A driver may prepare the next connection's key share while it waits for the network; the
+//!   engine uses it for exactly one connection.
+
+#![allow(clippy::expect_used, clippy::unwrap_used)] // test code: a failed expectation is a test failure
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use jsp_proto::crypto::deterministic::DeterministicProvider;
+use jsp_proto::handshake::client::PreparedKeyShare;
+use jsp_proto::identity::Identity;
+use jsp_proto::{
+    ClientConfig, ConnectionHandle, Dir, Endpoint, EndpointConfig, Event, Instant, ServerConfig,
+    TrustPolicy,
+};
+
+const S_ADDR: &str = "127.0.0.1:4433";
+const C_ADDR: &str = "127.0.0.1:50000";
+
+/// Every datagram `endpoint` has to send now.
+fn drain(endpoint: &mut Endpoint, now: Instant) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut buf = Vec::new();
+    while let Some(t) = endpoint.poll_transmit(now, &mut buf) {
+        out.push(buf[..t.size].to_vec());
+    }
+    out
+}
+
+fn deliver(endpoint: &mut Endpoint, now: Instant, from: SocketAddr, datagrams: Vec<Vec<u8>>) {
+    for mut d in datagrams {
+        endpoint.handle_datagram(now, from, &mut d);
+    }
+}
+
+fn events(endpoint: &mut Endpoint, h: ConnectionHandle) -> Vec<Event> {
+    std::iter::from_fn(|| endpoint.poll_connection_event(h)).collect()
+}
+
+/// A server endpoint, a client endpoint and the client's configuration (seeded keys).
+fn endpoints() -> (Endpoint, Endpoint, Arc<ClientConfig>) {
+    let sp = Arc::new(DeterministicProvider::new([7; 32]));
+    let cp = Arc::new(DeterministicProvider::new([8; 32]));
+    let id = Identity::from_seed(sp.as_ref(), &[9; 32]).unwrap();
+    let client_cfg = Arc::new(ClientConfig::new(TrustPolicy::pinned(id.fingerprint())));
+    let server = Endpoint::new(
+        EndpointConfig::default(),
+        sp,
+        Some(ServerConfig::new(id)),
+        1_800_000_000,
+    )
+    .unwrap();
+    let client = Endpoint::new(EndpointConfig::default(), cp, None, 1_800_000_000).unwrap();
+    (server, client, client_cfg)
+}
+
+/// Runs a client connection's handshake to completion on both sides.
+fn complete(server: &mut Endpoint, client: &mut Endpoint, ch: ConnectionHandle) {
+    let (s_addr, c_addr): (SocketAddr, SocketAddr) =
+        (S_ADDR.parse().unwrap(), C_ADDR.parse().unwrap());
+    let now = Instant::ZERO;
+    for _ in 0..4 {
+        let to_server = drain(client, now);
+        deliver(server, now, c_addr, to_server);
+        let to_client = drain(server, now);
+        deliver(client, now, s_addr, to_client);
+    }
+    assert!(client.connection(ch).unwrap().is_established());
+}
+
+#[test]
+fn a_prepared_key_share_serves_exactly_one_connection() {
+    let (mut server, mut client, client_cfg) = endpoints();
+    let s_addr: SocketAddr = S_ADDR.parse().unwrap();
+    assert!(client.wants_key_share());
+    let share = PreparedKeyShare::generate(client.provider().as_ref()).unwrap();
+    assert_eq!(
+        format!("{share:?}"),
+        "PreparedKeyShare { .. }",
+        "no key material in logs"
+    );
+    client.offer_key_share(share);
+    assert!(!client.wants_key_share());
+    let first = client
+        .connect(Instant::ZERO, client_cfg.clone(), s_addr)
+        .unwrap();
+    assert!(client.wants_key_share(), "taken by the connection");
+    complete(&mut server, &mut client, first);
+    // Without a prepared share, the next connection makes its own.
+    let second = client.connect(Instant::ZERO, client_cfg, s_addr).unwrap();
+    complete(&mut server, &mut client, second);
+}
+
+#[test]
+fn stream_data_that_overtakes_the_finished_waits_for_it() {
+    let (mut server, mut client, client_cfg) = endpoints();
+    let (s_addr, c_addr): (SocketAddr, SocketAddr) =
+        (S_ADDR.parse().unwrap(), C_ADDR.parse().unwrap());
+    let now = Instant::ZERO;
+    let ch = client.connect(now, client_cfg, s_addr).unwrap();
+
+    let hello = drain(&mut client, now);
+    deliver(&mut server, now, c_addr, hello);
+    let answer = drain(&mut server, now);
+    deliver(&mut client, now, s_addr, answer);
+    assert!(client.connection(ch).unwrap().is_established());
+    // The client's Finished (and whatever else completes the handshake) ...
+    let finished = drain(&mut client, now);
+    assert!(!finished.is_empty());
+    // ... then a request on a new stream, which reaches the server first.
+    let conn = client.connection_mut(ch).unwrap();
+    let stream = conn.open_stream(Dir::Bi).unwrap();
+    conn.stream_write(stream, b"request", true).unwrap();
+    let request = drain(&mut client, now);
+    assert!(!request.is_empty());
+
+    deliver(&mut server, now, c_addr, request);
+    let sh = server
+        .handles()
+        .next()
+        .expect("the server holds the connection");
+    assert!(!server.connection(sh).unwrap().is_established());
+    let before = events(&mut server, sh);
+    assert!(
+        !before
+            .iter()
+            .any(|e| matches!(e, Event::StreamOpened(_) | Event::StreamReadable(_))),
+        "no stream before the handshake completes: {before:?}"
+    );
+
+    deliver(&mut server, now, c_addr, finished);
+    assert!(server.connection(sh).unwrap().is_established());
+    let after = events(&mut server, sh);
+    let connected = after
+        .iter()
+        .position(|e| matches!(e, Event::Connected(_)))
+        .expect("the handshake completes");
+    let opened = after
+        .iter()
+        .position(|e| matches!(e, Event::StreamOpened(s) if *s == stream))
+        .expect("the held request opens its stream");
+    assert!(connected < opened, "events in order: {after:?}");
+    let sc = server.connection_mut(sh).unwrap();
+    let (data, fin) = sc.stream_read(stream, 1024).unwrap();
+    assert_eq!((data.as_slice(), fin), (&b"request"[..], true));
+    // And the application can answer at once.
+    sc.stream_write(stream, b"answer", true).unwrap();
+    let answer = drain(&mut server, now);
+    deliver(&mut client, now, s_addr, answer);
+    let (data, fin) = client
+        .connection_mut(ch)
+        .unwrap()
+        .stream_read(stream, 1024)
+        .unwrap();
+    assert_eq!((data.as_slice(), fin), (&b"answer"[..], true));
+}
