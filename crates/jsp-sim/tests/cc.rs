@@ -306,3 +306,27 @@ fn client_stats(p: &mut Pair, h: ConnectionHandle) -> jsp_proto::ConnectionStats
         .expect("client connection")
         .stats()
 }
+
+/// A lossy handshake is not a bandwidth measurement: its flights wait on the handshake, not on
+/// the window, so their rounds cannot end BBR's startup. (They once did, on a few seeds at 10-20%
+/// loss: the bulk transfer that followed started in ProbeBW at its first tiny sample and took
+/// seconds to reach the link rate.)
+#[test]
+fn a_lossy_handshake_does_not_end_startup() {
+    for seed in 1..=30 {
+        let link = LinkConfig {
+            loss: LossModel::Random(0.2),
+            ..bottleneck(100, 10)
+        };
+        let mut p = connected(seed, link, CongestionControl::default());
+        // The connection sits idle a while (handshake confirmation, ACKs, a heartbeat).
+        p.sim.run_for(Duration::from_millis(500));
+        let h = p.client_conn;
+        let phase = client_stats(&mut p, h).congestion_phase;
+        assert_eq!(
+            phase,
+            Some(jsp_proto::recovery::congestion::Phase::Startup),
+            "seed {seed}"
+        );
+    }
+}

@@ -177,11 +177,10 @@ impl Connection {
         })
     }
 
-    /// Tells the rate estimator the sender ran out of data (not out of window).
+    /// Tells the rate estimator the sender ran out of data (not out of window). During the
+    /// handshake too: flights that wait on the handshake measure it, not the path, and must not
+    /// count as rounds without bandwidth growth (they once ended BBR's startup on a lossy path).
     fn note_app_limited(&mut self) {
-        if self.state != State::Established {
-            return;
-        }
         let in_flight = self.bytes_in_flight();
         if self.cc.window() >= in_flight + self.mtu as u64 {
             self.rate.on_app_limited(in_flight);
