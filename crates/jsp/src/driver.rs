@@ -54,6 +54,8 @@ async fn drive(shared: &Arc<Shared>, io: &UdpIo) {
             }
             let deadline = st.proto.poll_timeout();
             st.driver_deadline = deadline;
+            // Going to wait: application calls may send by themselves until one does.
+            st.inline_ok = true;
             deadline.map(|t| shared.clock.std(t))
         };
         let sleep = async {

@@ -177,6 +177,7 @@ impl Endpoint {
                 breaker: None,
                 workers: Vec::new(),
                 driver_deadline: None,
+                inline_ok: false,
             }),
             wake: Notify::new(),
             clock,

@@ -43,10 +43,19 @@ impl Shared {
     }
 
     /// Finishes an application call that may have given the engine something to do (`st` is the
-    /// lock it was made under): dispatches the events it raised, sends the packets it produced
-    /// from this task when the send path is free, and wakes the driver only when it must act
-    /// (its timer has to fire earlier, the send path was busy, or the socket buffer is full).
+    /// lock it was made under): dispatches the events it raised and, when the driver is idle and
+    /// the send path free, sends the packets the call produced from this task (one thread
+    /// hand-off less for a request, a response or a first flight). It wakes the driver when the
+    /// driver must act: its timer has to fire earlier, the path was busy, the socket buffer is
+    /// full, or this task just sent (the driver then takes whatever the application queues
+    /// next, in batches, so a burst of small writes or datagrams is not sent one syscall each).
     pub(crate) fn after_call(&self, mut st: MutexGuard<'_, State>) {
+        if !st.inline_ok {
+            // The driver is awake (or will be): it goes round again and takes ours.
+            drop(st);
+            self.wake.notify_one();
+            return;
+        }
         let Ok(mut path) = self.send.try_lock() else {
             // The driver (or another task) is sending: it goes round again and takes ours.
             drop(st);
@@ -65,6 +74,8 @@ impl Shared {
         if taken > 0 {
             // Sending can raise events (a key update it initiated).
             st.dispatch(now, &self.clock);
+            // Until the driver has run and gone idle again, what follows goes through it.
+            st.inline_ok = false;
         }
         let timer_earlier = match (st.proto.poll_timeout(), st.driver_deadline) {
             (Some(t), Some(armed)) => t < armed,
@@ -75,7 +86,7 @@ impl Shared {
         path.flush_carriages();
         let all_sent = path.try_send_all();
         drop(path);
-        if timer_earlier || !all_sent || taken == crate::send_path::SEND_BATCH_DATAGRAMS {
+        if timer_earlier || !all_sent || taken > 0 {
             self.wake.notify_one();
         }
     }
@@ -112,6 +123,9 @@ pub(crate) struct State {
     /// The engine deadline the driver's timer is set for (`None`: no timer). An application
     /// call that brings the engine's deadline before it wakes the driver.
     pub(crate) driver_deadline: Option<jsp_proto::Instant>,
+    /// Application calls may send from their own task: the driver is idle (set when it goes to
+    /// wait, cleared by a call that sent).
+    pub(crate) inline_ok: bool,
 }
 
 /// Per-connection state the async layer keeps.
