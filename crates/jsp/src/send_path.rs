@@ -1,9 +1,10 @@
 //! The send path of an endpoint: takes the datagrams the engine produces, groups equal-size
 //! datagrams to one destination into GSO batches (records for TCP and WebSocket carriages), and
 //! sends them. The driver and the application's tasks share one send path behind an async lock,
-//! so packets leave in the order the engine numbered them; an application call that produced
-//! packets sends them itself when the path is free, instead of waking the driver (one thread
-//! hand-off less on every message).
+//! so packets leave in the order the engine numbered them; an application call made outside any
+//! tokio task (a thread in `block_on`) that produced packets sends them itself when the driver is
+//! idle and the path free, instead of waking the driver (one thread hand-off less on every
+//! message).
 
 use std::net::SocketAddr;
 use std::sync::Arc;

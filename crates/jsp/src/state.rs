@@ -43,14 +43,20 @@ impl Shared {
     }
 
     /// Finishes an application call that may have given the engine something to do (`st` is the
-    /// lock it was made under): dispatches the events it raised and, when the driver is idle and
-    /// the send path free, sends the packets the call produced from this task (one thread
-    /// hand-off less for a request, a response or a first flight). It wakes the driver when the
-    /// driver must act: its timer has to fire earlier, the path was busy, the socket buffer is
-    /// full, or this task just sent (the driver then takes whatever the application queues
-    /// next, in batches, so a burst of small writes or datagrams is not sent one syscall each).
+    /// lock it was made under): dispatches the events it raised and, when the caller is not a
+    /// tokio task, the driver is idle and the send path free, sends the packets the call produced
+    /// from the calling thread (one thread hand-off less for a request, a response or a first
+    /// flight). It wakes the driver when the driver must act: its timer has to fire earlier, the
+    /// path was busy, the socket buffer is full, or this thread just sent (the driver then takes
+    /// whatever the application queues next, in batches, so a burst of small writes or
+    /// datagrams is not sent one syscall each).
     pub(crate) fn after_call(&self, mut st: MutexGuard<'_, State>) {
-        if !st.inline_ok {
+        // A spawned task wakes the driver onto its own worker thread, where it runs as soon as
+        // the task yields and batches what the task and its neighbours queued: only a caller
+        // outside any task (a thread blocked in `block_on`, like `#[tokio::main]`'s) saves a
+        // thread hand-off by sending itself. With tasks sending inline, 100 concurrent streams
+        // ran at 0.45x quinn's rate instead of 0.7x.
+        if !st.inline_ok || tokio::task::try_id().is_some() {
             // The driver is awake (or will be): it goes round again and takes ours.
             drop(st);
             self.wake.notify_one();
