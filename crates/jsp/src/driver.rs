@@ -72,6 +72,8 @@ async fn drive(shared: &Arc<Shared>, io: &UdpIo) {
                 () = sleep => None,
             }
         };
+        // A receive batch with room to spare: the endpoint is not saturated.
+        let light_batch = matches!(&received, Some(Ok(n)) if *n < RECV_BATCH);
         {
             let mut st = shared.lock();
             let now = shared.clock.now();
@@ -118,6 +120,15 @@ async fn drive(shared: &Arc<Shared>, io: &UdpIo) {
                 st
             };
             target.after_call(st);
+        }
+        if light_batch {
+            // Let the tasks this batch woke (on this worker) run first: what they write (an
+            // answer, a stream's next message) then leaves in the same batches as the
+            // acknowledgements and handshake packets collected below, instead of a round later.
+            // On a saturated endpoint (full batches) the driver keeps going instead. With 100
+            // streams opening, echoing and closing at once: 0.6-0.8x quinn's rate before,
+            // 0.86-0.98x with it; bulk transfer unchanged.
+            tokio::task::yield_now().await;
         }
         // Application calls send while the path is free (the tasks just woken may already have
         // sent what their calls and this batch produced); from here on, this task sends, in
