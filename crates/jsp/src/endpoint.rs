@@ -222,7 +222,7 @@ impl Endpoint {
             let now = self.shared.clock.now();
             let h = st.proto.connect_resuming(now, config, addr, ticket)?;
             st.conns.entry(h).or_default();
-            // The first flight leaves from this task.
+            // From a thread in `block_on`, the first flight leaves from here (see `after_call`).
             self.shared.after_call(st);
             h
         };

@@ -147,8 +147,11 @@ impl Connection {
     fn release_held_one_rtt(&mut self, now: Instant) {
         for (remote, mut packet) in std::mem::take(&mut self.held_one_rtt) {
             // Counted once already, when the datagram arrived.
-            self.stats.datagrams_received -= 1;
-            self.stats.bytes_received -= packet.len() as u64;
+            self.stats.datagrams_received = self.stats.datagrams_received.saturating_sub(1);
+            self.stats.bytes_received = self
+                .stats
+                .bytes_received
+                .saturating_sub(packet.len() as u64);
             self.handle_datagram(now, remote, &mut packet);
             if self.state == State::Closed {
                 return;
