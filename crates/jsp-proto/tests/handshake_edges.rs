@@ -10,16 +10,14 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used)] // test code: a failed expectation is a test failure
 
-use std::net::SocketAddr;
-use std::sync::Arc;
+mod seeded_endpoints;
 
-use jsp_proto::crypto::deterministic::DeterministicProvider;
+use std::net::SocketAddr;
+
+use seeded_endpoints::seeded_endpoints;
+
 use jsp_proto::handshake::client::PreparedKeyShare;
-use jsp_proto::identity::Identity;
-use jsp_proto::{
-    ClientConfig, ConnectionHandle, Dir, Endpoint, EndpointConfig, Event, Instant, ServerConfig,
-    TrustPolicy,
-};
+use jsp_proto::{ConnectionHandle, Dir, Endpoint, Event, Instant};
 
 const S_ADDR: &str = "127.0.0.1:4433";
 const C_ADDR: &str = "127.0.0.1:50000";
@@ -44,23 +42,6 @@ fn events(endpoint: &mut Endpoint, h: ConnectionHandle) -> Vec<Event> {
     std::iter::from_fn(|| endpoint.poll_connection_event(h)).collect()
 }
 
-/// A server endpoint, a client endpoint and the client's configuration (seeded keys).
-fn endpoints() -> (Endpoint, Endpoint, Arc<ClientConfig>) {
-    let sp = Arc::new(DeterministicProvider::new([7; 32]));
-    let cp = Arc::new(DeterministicProvider::new([8; 32]));
-    let id = Identity::from_seed(sp.as_ref(), &[9; 32]).unwrap();
-    let client_cfg = Arc::new(ClientConfig::new(TrustPolicy::pinned(id.fingerprint())));
-    let server = Endpoint::new(
-        EndpointConfig::default(),
-        sp,
-        Some(ServerConfig::new(id)),
-        1_800_000_000,
-    )
-    .unwrap();
-    let client = Endpoint::new(EndpointConfig::default(), cp, None, 1_800_000_000).unwrap();
-    (server, client, client_cfg)
-}
-
 /// Runs a client connection's handshake to completion on both sides.
 fn complete(server: &mut Endpoint, client: &mut Endpoint, ch: ConnectionHandle) {
     let (s_addr, c_addr): (SocketAddr, SocketAddr) =
@@ -77,7 +58,7 @@ fn complete(server: &mut Endpoint, client: &mut Endpoint, ch: ConnectionHandle) 
 
 #[test]
 fn a_prepared_key_share_serves_exactly_one_connection() {
-    let (mut server, mut client, client_cfg) = endpoints();
+    let (mut server, mut client, client_cfg) = seeded_endpoints(1);
     let s_addr: SocketAddr = S_ADDR.parse().unwrap();
     assert!(client.wants_key_share());
     let share = PreparedKeyShare::generate(client.provider().as_ref()).unwrap();
@@ -100,7 +81,7 @@ fn a_prepared_key_share_serves_exactly_one_connection() {
 
 #[test]
 fn stream_data_that_overtakes_the_finished_waits_for_it() {
-    let (mut server, mut client, client_cfg) = endpoints();
+    let (mut server, mut client, client_cfg) = seeded_endpoints(1);
     let (s_addr, c_addr): (SocketAddr, SocketAddr) =
         (S_ADDR.parse().unwrap(), C_ADDR.parse().unwrap());
     let now = Instant::ZERO;

@@ -4,15 +4,13 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used)] // test code: a failed expectation is a test failure
 
-use std::net::SocketAddr;
-use std::sync::Arc;
+mod seeded_endpoints;
 
-use jsp_proto::crypto::deterministic::DeterministicProvider;
-use jsp_proto::identity::Identity;
-use jsp_proto::{
-    ClientConfig, Dir, Endpoint, EndpointConfig, EndpointEvent, Event, Instant, Output,
-    ServerConfig, TrustPolicy,
-};
+use std::net::SocketAddr;
+
+use seeded_endpoints::seeded_endpoints;
+
+use jsp_proto::{Dir, Endpoint, EndpointEvent, Event, Instant, Output};
 
 /// A server and a client endpoint with seeded keys, the client connecting (nothing sent yet).
 struct Setup {
@@ -24,18 +22,7 @@ struct Setup {
 }
 
 fn setup(seed: u8) -> Setup {
-    let sp = Arc::new(DeterministicProvider::new([seed + 1; 32]));
-    let cp = Arc::new(DeterministicProvider::new([seed; 32]));
-    let id = Identity::from_seed(sp.as_ref(), &[10 - seed; 32]).unwrap();
-    let client_cfg = Arc::new(ClientConfig::new(TrustPolicy::pinned(id.fingerprint())));
-    let server = Endpoint::new(
-        EndpointConfig::default(),
-        sp,
-        Some(ServerConfig::new(id)),
-        1_800_000_000,
-    )
-    .unwrap();
-    let mut client = Endpoint::new(EndpointConfig::default(), cp, None, 1_800_000_000).unwrap();
+    let (server, mut client, client_cfg) = seeded_endpoints(seed);
     let s_addr: SocketAddr = "127.0.0.1:4433".parse().unwrap();
     let c_addr: SocketAddr = "127.0.0.1:50000".parse().unwrap();
     let h = client.connect(Instant::ZERO, client_cfg, s_addr).unwrap();
