@@ -297,3 +297,57 @@ async fn dropping_everything_releases_the_socket() {
         "the socket {port} is released"
     );
 }
+
+/// Handles outlive their runtime in real programs (a connection kept in a struct dropped after
+/// `main`'s runtime): using and dropping them then must fail cleanly, never panic. Calls from a
+/// thread outside any task send by themselves (the driver is gone with the runtime).
+#[test]
+fn handles_used_and_dropped_after_the_runtime_ended_do_not_panic() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (conn, mut send, client) = runtime.block_on(async {
+        let (server_cfg, client_cfg) = configs();
+        let server = echo_server(server_cfg);
+        let client = Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+        let conn = client
+            .connect(server.local_addr(), client_cfg)
+            .await
+            .unwrap();
+        let (mut send, mut recv) = conn.open_bi().await.unwrap();
+        send.write_all(b"before").await.unwrap();
+        let mut first = [0u8; 6];
+        // The echo answers once the stream ends; only the connection matters here.
+        let _ = tokio::time::timeout(Duration::from_millis(200), recv.read(&mut first)).await;
+        (conn, send, client)
+    });
+    drop(runtime);
+    // No runtime any more: these run on a plain thread, outside any task.
+    let _ = conn.send_datagram(b"after the runtime");
+    let _ = poll_without_runtime(send.write_all(b"after"));
+    conn.close(jsp::CloseReason::Normal, None);
+    drop(send);
+    drop(conn);
+    drop(client);
+}
+
+/// Polls a future to completion on this thread without a runtime (it must not need one to fail).
+fn poll_without_runtime<F: std::future::Future>(f: F) -> F::Output {
+    use std::task::{Context, Poll, Wake, Waker};
+    struct Noop;
+    impl Wake for Noop {
+        fn wake(self: Arc<Self>) {}
+    }
+    let waker = Waker::from(Arc::new(Noop));
+    let mut cx = Context::from_waker(&waker);
+    let mut f = std::pin::pin!(f);
+    // A write either completes at once (queued in the engine) or fails; bounded either way.
+    for _ in 0..1000 {
+        if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+            return v;
+        }
+    }
+    panic!("the write neither completed nor failed")
+}
