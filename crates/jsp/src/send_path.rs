@@ -22,7 +22,7 @@ use crate::udp::UdpIo;
 const MAX_SEND_BYTES: usize = 65_507;
 
 /// Most datagrams taken from the engine per [`SendPath::collect`].
-pub(crate) const SEND_BATCH_DATAGRAMS: usize = 64;
+const SEND_BATCH_DATAGRAMS: usize = 64;
 
 /// One send unit: a run of equal-size datagrams to one destination (the last may be shorter).
 struct Batch {

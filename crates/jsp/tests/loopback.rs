@@ -49,6 +49,18 @@ fn echo_server(config: ServerConfig) -> Endpoint {
     server
 }
 
+/// An echo server, a client endpoint, and a connection from one to the other.
+async fn connected() -> (Endpoint, Endpoint, jsp::Connection) {
+    let (server_cfg, client_cfg) = configs();
+    let server = echo_server(server_cfg);
+    let client = Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+    let conn = client
+        .connect(server.local_addr(), client_cfg)
+        .await
+        .unwrap();
+    (server, client, conn)
+}
+
 #[tokio::test]
 async fn handshake_stream_echo_and_datagrams_over_udp() {
     let (server_cfg, client_cfg) = configs();
@@ -139,13 +151,7 @@ async fn resumption_sends_0rtt_data_over_udp() {
 
 #[tokio::test]
 async fn shutdown_closes_connections_with_going_away() {
-    let (server_cfg, client_cfg) = configs();
-    let server = echo_server(server_cfg);
-    let client = Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
-    let conn = client
-        .connect(server.local_addr(), client_cfg)
-        .await
-        .unwrap();
+    let (server, _client, conn) = connected().await;
     tokio::time::timeout(Duration::from_secs(10), server.shutdown())
         .await
         .expect("shutdown completes");
@@ -277,14 +283,8 @@ async fn dropping_a_recv_stream_stops_the_sender() {
 /// client that connects with a throwaway endpoint does not leak a socket per connection.
 #[tokio::test]
 async fn dropping_everything_releases_the_socket() {
-    let (server_cfg, client_cfg) = configs();
-    let server = echo_server(server_cfg);
-    let client = Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+    let (_server, client, conn) = connected().await;
     let port = client.local_addr();
-    let conn = client
-        .connect(server.local_addr(), client_cfg)
-        .await
-        .unwrap();
     let stopped = client.stopped();
     conn.close(jsp::CloseReason::Normal, None);
     drop(conn);
@@ -309,13 +309,7 @@ fn handles_used_and_dropped_after_the_runtime_ended_do_not_panic() {
         .build()
         .unwrap();
     let (conn, mut send, client) = runtime.block_on(async {
-        let (server_cfg, client_cfg) = configs();
-        let server = echo_server(server_cfg);
-        let client = Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
-        let conn = client
-            .connect(server.local_addr(), client_cfg)
-            .await
-            .unwrap();
+        let (_server, client, conn) = connected().await;
         let (mut send, mut recv) = conn.open_bi().await.unwrap();
         send.write_all(b"before").await.unwrap();
         let mut first = [0u8; 6];
