@@ -342,8 +342,9 @@ pub struct Connection {
     /// Set while the frames of a 0-RTT packet are processed.
     in_early_packet: bool,
     /// Server: 1-RTT packets that arrived before the client's Finished, still protected, with
-    /// the address they came from; processed once the handshake completes (PROTOCOL.md §7.9).
-    held_one_rtt: Vec<(SocketAddr, Vec<u8>)>,
+    /// the address they came from and whether their datagram earned amplification budget;
+    /// processed once the handshake completes (PROTOCOL.md §7.9).
+    held_one_rtt: Vec<(SocketAddr, bool, Vec<u8>)>,
     /// Forward error correction (PROTOCOL.md §19).
     fec: fec::FecState,
 }

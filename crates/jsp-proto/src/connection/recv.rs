@@ -39,7 +39,7 @@ impl Connection {
         self.stats.bytes_received += data.len() as u64;
         // PROTOCOL.md §12.1: the amplification budget counts bytes from the address being
         // validated only; a datagram from another address earns nothing there.
-        let mut credited = remote == self.remote;
+        let credited = remote == self.remote;
         if !self.address_validated && credited {
             self.unvalidated_received += data.len() as u64;
         }
@@ -48,6 +48,18 @@ impl Connection {
             self.stats.dropped_undecodable += 1;
             return;
         }
+        self.handle_packets(now, remote, data, credited);
+    }
+
+    /// The packets of one datagram from `remote`, whose bytes were (`credited`) or were not
+    /// counted in the current path's amplification budget.
+    fn handle_packets(
+        &mut self,
+        now: Instant,
+        remote: SocketAddr,
+        data: &mut [u8],
+        mut credited: bool,
+    ) {
         let cid_len = self.local_cid.len();
         let mut offset = 0;
         while offset < data.len() {
@@ -100,7 +112,7 @@ impl Connection {
             if short && self.side == Side::Server && self.state == State::Handshake {
                 // PROTOCOL.md §7.9: a server acts on no 1-RTT packet before the client's
                 // Finished; one that overtook it waits (a short header ends the datagram).
-                self.hold_one_rtt(remote, packet);
+                self.hold_one_rtt(remote, credited, packet);
                 return;
             }
             let was_handshaking = self.state == State::Handshake;
@@ -132,27 +144,22 @@ impl Connection {
     /// Keeps a 1-RTT packet that arrived before the handshake completed (at most
     /// [`MAX_HELD_ONE_RTT`] packets of [`MAX_HELD_ONE_RTT_BYTES`] in all; beyond that they are
     /// dropped, and the client sends their data again).
-    fn hold_one_rtt(&mut self, remote: SocketAddr, packet: &[u8]) {
-        let held: usize = self.held_one_rtt.iter().map(|(_, p)| p.len()).sum();
+    fn hold_one_rtt(&mut self, remote: SocketAddr, credited: bool, packet: &[u8]) {
+        let held: usize = self.held_one_rtt.iter().map(|(_, _, p)| p.len()).sum();
         if self.held_one_rtt.len() >= MAX_HELD_ONE_RTT
             || held + packet.len() > MAX_HELD_ONE_RTT_BYTES
         {
             self.stats.dropped_undecodable += 1;
             return;
         }
-        self.held_one_rtt.push((remote, packet.to_vec()));
+        self.held_one_rtt.push((remote, credited, packet.to_vec()));
     }
 
-    /// Processes the 1-RTT packets held while the handshake ran, in arrival order.
+    /// Processes the 1-RTT packets held while the handshake ran, in arrival order. Their
+    /// datagrams were counted when they arrived (statistics, amplification budget): not again.
     fn release_held_one_rtt(&mut self, now: Instant) {
-        for (remote, mut packet) in std::mem::take(&mut self.held_one_rtt) {
-            // Counted once already, when the datagram arrived.
-            self.stats.datagrams_received = self.stats.datagrams_received.saturating_sub(1);
-            self.stats.bytes_received = self
-                .stats
-                .bytes_received
-                .saturating_sub(packet.len() as u64);
-            self.handle_datagram(now, remote, &mut packet);
+        for (remote, credited, mut packet) in std::mem::take(&mut self.held_one_rtt) {
+            self.handle_packets(now, remote, &mut packet, credited);
             if self.state == State::Closed {
                 return;
             }
