@@ -222,8 +222,8 @@ impl Endpoint {
             let now = self.shared.clock.now();
             let h = st.proto.connect_resuming(now, config, addr, ticket)?;
             st.conns.entry(h).or_default();
-            // From a thread in `block_on`, the first flight leaves from here (see `after_call`).
-            self.shared.after_call(st);
+            // The first flight leaves from here unless the driver is sending right now.
+            self.shared.after_urgent_call(st);
             h
         };
         let conn = Connection::new(self.shared.clone(), h);

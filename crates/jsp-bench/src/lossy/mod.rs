@@ -193,6 +193,11 @@ pub fn parse_selection(value: &str) -> Result<Selection, String> {
     if let Some(s) = SCENARIOS.iter().find(|s| s.sim_id == value) {
         return Ok(Selection::Loss(Harness::Sim, vec![*s]));
     }
+    // The scenario's own id (`handshake_rate`, as in the table and the JSON) or clap's
+    // kebab-case spelling of it (`handshake-rate`).
+    if let Some(s) = Scenario::ALL.iter().find(|s| s.id() == value) {
+        return Ok(Selection::Classic(*s));
+    }
     <Scenario as clap::ValueEnum>::from_str(value, true)
         .map(Selection::Classic)
         .map_err(|_| {
@@ -854,6 +859,14 @@ mod tests {
             parse_selection("sim-loss-10-100"),
             Ok(Selection::Loss(Harness::Sim, v)) if v[0].id == "loss-10-100"
         ));
+        // Every id the table and the JSON print is accepted back.
+        for s in Scenario::ALL {
+            assert_eq!(parse_selection(s.id()), Ok(Selection::Classic(s)), "{}", s.id());
+        }
+        assert_eq!(
+            parse_selection("handshake-rate"),
+            Ok(Selection::Classic(Scenario::HandshakeRate))
+        );
         let err = parse_selection("loss-3-20").err().unwrap_or_default();
         assert!(err.contains("loss-5-20"), "{err}");
     }
