@@ -79,7 +79,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "server: complete",
     ];
     let mut steps: [Vec<Duration>; 4] = Default::default();
-    let mut sizes = [0usize; 4];
+    let mut sizes: [Vec<usize>; 4] = Default::default();
     for _ in 0..iterations {
         let mut client = Endpoint::new(EndpointConfig::default(), provider.clone(), None, unix)?;
         let now = Instant::ZERO;
@@ -97,7 +97,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let last = pump(&mut server, now, c_addr, finish.clone(), &mut buf);
         steps[3].push(t.elapsed());
         for (size, flight) in sizes.iter_mut().zip([&hello, &answer, &finish, &last]) {
-            *size = flight.iter().map(Vec::len).sum::<usize>();
+            *size = flight.iter().map(Vec::len).collect();
         }
     }
     let mut total = Duration::ZERO;
@@ -105,7 +105,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let p50 = quantile(samples, 0.5);
         total += p50;
         println!(
-            "{name:<22} p50 {:>6.1} us  p90 {:>6.1} us  sends {size} B",
+            "{name:<22} p50 {:>6.1} us  p90 {:>6.1} us  sends datagrams of {size:?} B",
             p50.as_secs_f64() * 1e6,
             quantile(samples, 0.9).as_secs_f64() * 1e6
         );

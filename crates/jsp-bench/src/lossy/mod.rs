@@ -861,7 +861,12 @@ mod tests {
         ));
         // Every id the table and the JSON print is accepted back.
         for s in Scenario::ALL {
-            assert_eq!(parse_selection(s.id()), Ok(Selection::Classic(s)), "{}", s.id());
+            assert_eq!(
+                parse_selection(s.id()),
+                Ok(Selection::Classic(s)),
+                "{}",
+                s.id()
+            );
         }
         assert_eq!(
             parse_selection("handshake-rate"),

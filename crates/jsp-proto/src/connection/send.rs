@@ -72,7 +72,9 @@ impl Connection {
         if max < MIN_PACKET_ROOM {
             return None;
         }
-        let mut has_initial = false;
+        // A client's ack-eliciting Initial fills its datagram with padding (PROTOCOL.md §4);
+        // an acknowledgement-only Initial is not padded and leaves room for the rest.
+        let mut padded_initial = false;
         let mut ack_eliciting_sent = false;
         for level in [
             Level::Initial,
@@ -84,7 +86,7 @@ impl Connection {
             if room < MIN_PACKET_ROOM {
                 break;
             }
-            if self.side == Side::Client && has_initial && level == Level::OneRtt {
+            if self.side == Side::Client && padded_initial && level == Level::OneRtt {
                 break; // keep 1-RTT out of padded Initial datagrams
             }
             let pad_to = if self.side == Side::Client && level == Level::Initial {
@@ -95,8 +97,8 @@ impl Connection {
             match self.write_packet(now, level, buf, max, pad_to) {
                 Some(eliciting) => {
                     ack_eliciting_sent |= eliciting;
-                    if level == Level::Initial {
-                        has_initial = true;
+                    if level == Level::Initial && eliciting {
+                        padded_initial = true;
                     }
                 }
                 None => continue,
