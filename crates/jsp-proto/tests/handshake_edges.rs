@@ -7,6 +7,9 @@
 //!   stream opens on an established connection.
 //! - A driver may prepare the next connection's key share while it waits for the network; the
 //!   engine uses it for exactly one connection.
+//! - The handshake's last packets travel together and first: the client's Finished shares a
+//!   datagram with its first 1-RTT packet, and the server's answer to it (HANDSHAKE_DONE, the
+//!   session ticket, acknowledgements) leaves before its first path MTU probe.
 
 #![allow(clippy::expect_used, clippy::unwrap_used)] // test code: a failed expectation is a test failure
 
@@ -151,4 +154,32 @@ fn stream_data_that_overtakes_the_finished_waits_for_it() {
         .stream_read(stream, 1024)
         .unwrap();
     assert_eq!((data.as_slice(), fin), (&b"answer"[..], true));
+}
+
+#[test]
+fn the_last_handshake_packets_are_coalesced_and_go_ahead_of_path_mtu_probes() {
+    let (mut server, mut client, client_cfg) = seeded_endpoints(2);
+    let (s_addr, c_addr): (SocketAddr, SocketAddr) =
+        (S_ADDR.parse().unwrap(), C_ADDR.parse().unwrap());
+    let now = Instant::ZERO;
+    let ch = client.connect(now, client_cfg, s_addr).unwrap();
+    let hello = drain(&mut client, now);
+    deliver(&mut server, now, c_addr, hello);
+    let answer = drain(&mut server, now);
+    deliver(&mut client, now, s_addr, answer);
+    assert!(client.connection(ch).unwrap().is_established());
+    let finish = drain(&mut client, now);
+    assert_eq!(
+        finish.len(),
+        1,
+        "Finished and the first 1-RTT packet in one datagram: {:?}",
+        finish.iter().map(Vec::len).collect::<Vec<_>>()
+    );
+    deliver(&mut server, now, c_addr, finish);
+    let sizes: Vec<usize> = drain(&mut server, now).iter().map(Vec::len).collect();
+    let probe = sizes.iter().position(|&n| n > 1300);
+    assert!(
+        matches!(probe, Some(i) if i > 0),
+        "the server's answer, then its first probe: {sizes:?}"
+    );
 }

@@ -1,7 +1,7 @@
 //! Congestion control, pacing and path MTU discovery in the simulator (PROTOCOL.md §15): a bulk
 //! flow fills a 100 Mbit/s, 20 ms path; two flows share it fairly; a sudden bandwidth drop does
-//! not cause a loss storm; BBR keeps its rate under random loss; the path MTU is found and a
-//! black hole is survived.
+//! not cause a loss storm; BBR keeps its rate under random loss; the path MTU is found (by a busy
+//! and by an idle connection) and a black hole is survived.
 
 #![allow(clippy::expect_used, clippy::unwrap_used)] // test code: a failed expectation is a test failure
 
@@ -288,6 +288,27 @@ fn path_mtu_is_discovered_and_a_black_hole_is_survived() {
         mbps(got[0], measured) > 50.0,
         "data flows again after the black hole"
     );
+}
+
+/// An idle connection finds its path MTU too: a probe is its own reason to send (PING and
+/// padding), so the search does not wait for application data to carry it.
+#[test]
+fn path_mtu_is_discovered_on_an_idle_connection() {
+    let link = LinkConfig {
+        mtu: 1350,
+        ..bottleneck(100, 10)
+    };
+    let mut p = connected(66, link, CongestionControl::default());
+    let h = p.client_conn;
+    p.sim.run_for(Duration::from_secs(3));
+    let client = client_stats(&mut p, h).mtu;
+    let server = p.server_conn().expect("server connection").stats().mtu;
+    for (side, mtu) in [("client", client), ("server", server)] {
+        assert!(
+            (1330..=1350).contains(&mtu),
+            "{side} found {mtu} on a 1350-byte path, with no data sent"
+        );
+    }
 }
 
 fn cc_name(cc: CongestionControl) -> &'static str {

@@ -1380,7 +1380,11 @@ impl Connection {
             if s.discarded || s.loss.ack_eliciting_in_flight() == 0 {
                 continue;
             }
-            if space == Space::Data && !self.handshake_confirmed && self.app.is_none() {
+            // RFC 9002 §6.2.1: no probe timeout for application data before the handshake is
+            // confirmed. Until then a probe must carry the handshake forward (the client's
+            // Finished, in the Handshake space): a 1-RTT PING cannot, and the server would time
+            // the handshake out while the client probed with PINGs.
+            if space == Space::Data && !self.handshake_confirmed {
                 continue;
             }
             if let Some(t) = s.loss.last_ack_eliciting_sent() {

@@ -145,6 +145,9 @@ impl Connection {
     /// Sends a path MTU probe (a lone 1-RTT packet of PING + PADDING) if one is due.
     fn try_mtu_probe(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<Transmit> {
         if !self.handshake_confirmed
+            // The server's answer to the client's Finished (HANDSHAKE_DONE, a session ticket)
+            // leaves before the first probe: the client's first exchange waits on it.
+            || self.handshake_done_pending
             || !self.address_validated
             || self.state != State::Established
             || self.app.is_none()
@@ -275,7 +278,8 @@ impl Connection {
         }
         let has_data = wants_to_elicit && can_elicit;
         let fec_reports = level == Level::OneRtt && !closing && !self.fec.reports.is_empty();
-        if !(ack_due || has_data || closing || fec_reports) {
+        // A path MTU probe is its own reason to send: PING and padding.
+        if !(ack_due || has_data || closing || fec_reports || self.building_probe) {
             return None;
         }
 
