@@ -178,6 +178,7 @@ impl Endpoint {
                 workers: Vec::new(),
                 driver_deadline: None,
                 inline_ok: false,
+                woke_data_waiters: false,
             }),
             wake: Notify::new(),
             clock,

@@ -146,6 +146,9 @@ pub(crate) struct State {
     /// Application calls may send from their own task: the driver is idle (set when it goes to
     /// wait, cleared by a call that sent).
     pub(crate) inline_ok: bool,
+    /// A dispatch woke a waiter that may answer at once (a stream or datagram reader, a stream
+    /// acceptor, a blocked writer): the driver yields once before collecting (see the driver).
+    pub(crate) woke_data_waiters: bool,
 }
 
 /// Per-connection state the async layer keeps.
@@ -343,8 +346,10 @@ impl State {
                         jsp_proto::Dir::Uni => cs.incoming_uni.push_back(id),
                     }
                     wake_all(&mut cs.accept_wakers);
+                    self.woke_data_waiters = true;
                 }
                 Event::StreamReadable(id) | Event::StreamSkipped { id, .. } => {
+                    self.woke_data_waiters = true;
                     cs.readable.insert(id);
                     if let Some(w) = cs.read_wakers.remove(&id) {
                         w.wake();
@@ -374,7 +379,10 @@ impl State {
                         w.wake();
                     }
                 }
-                Event::DatagramReceived => wake_all(&mut cs.datagram_wakers),
+                Event::DatagramReceived => {
+                    self.woke_data_waiters = true;
+                    wake_all(&mut cs.datagram_wakers);
+                }
                 Event::SessionTicket(t) => {
                     if cs.tickets.len() >= 8 {
                         cs.tickets.pop_front();
@@ -415,6 +423,7 @@ impl State {
         }
         // Acknowledgements may have freed send buffer space: let blocked writers retry.
         if any || !cs.write_wakers.is_empty() {
+            self.woke_data_waiters |= !cs.write_wakers.is_empty();
             wake_all(&mut cs.write_wakers);
         }
     }
