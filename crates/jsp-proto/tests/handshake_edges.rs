@@ -7,6 +7,9 @@
 //!   stream opens on an established connection.
 //! - A driver may prepare the next connection's key share while it waits for the network; the
 //!   engine uses it for exactly one connection.
+//! - A client whose Finished is lost retransmits it when its probe timer fires: before the
+//!   handshake is confirmed, a probe in the 1-RTT space could not complete it (RFC 9002
+//!   §6.2.1), and the server would time the handshake out.
 //! - The handshake's last packets travel together and first: the client's Finished shares a
 //!   datagram with its first 1-RTT packet, and the server's answer to it (HANDSHAKE_DONE, the
 //!   session ticket, acknowledgements) leaves before its first path MTU probe.
@@ -20,7 +23,7 @@ use std::net::SocketAddr;
 use seeded_endpoints::seeded_endpoints;
 
 use jsp_proto::handshake::client::PreparedKeyShare;
-use jsp_proto::{ConnectionHandle, Dir, Endpoint, Event, Instant};
+use jsp_proto::{ConnectionHandle, Dir, Endpoint, EndpointEvent, Event, Instant};
 
 const S_ADDR: &str = "127.0.0.1:4433";
 const C_ADDR: &str = "127.0.0.1:50000";
@@ -181,5 +184,64 @@ fn the_last_handshake_packets_are_coalesced_and_go_ahead_of_path_mtu_probes() {
     assert!(
         matches!(probe, Some(i) if i > 0),
         "the server's answer, then its first probe: {sizes:?}"
+    );
+}
+
+#[test]
+fn a_lost_finished_is_what_the_clients_probes_retransmit() {
+    let (mut server, mut client, client_cfg) = seeded_endpoints(3);
+    let (s_addr, c_addr): (SocketAddr, SocketAddr) =
+        (S_ADDR.parse().unwrap(), C_ADDR.parse().unwrap());
+    let now = Instant::ZERO;
+    let ch = client.connect(now, client_cfg, s_addr).unwrap();
+    let hello = drain(&mut client, now);
+    deliver(&mut server, now, c_addr, hello);
+    let answer = drain(&mut server, now);
+    deliver(&mut client, now, s_addr, answer);
+    assert!(client.connection(ch).unwrap().is_established());
+    // The client's Finished, coalesced with its first 1-RTT packet, and the next three rounds
+    // of probes are lost. After the first probe the 1-RTT packet is the oldest in flight: a
+    // timer armed for its space would fire first.
+    let sid = client
+        .connection_mut(ch)
+        .unwrap()
+        .open_stream(Dir::Uni)
+        .unwrap();
+    client
+        .connection_mut(ch)
+        .unwrap()
+        .stream_write(sid, b"request", true)
+        .unwrap();
+    let mut t = now;
+    let lost = drain(&mut client, t);
+    assert_eq!(lost.len(), 1, "Finished and the request in one datagram");
+    for round in 0..4 {
+        t = client.poll_timeout().expect("a probe timer");
+        client.handle_timeout(t);
+        let probes = drain(&mut client, t);
+        assert!(
+            !probes.is_empty(),
+            "round {round}: the probe timer sent nothing"
+        );
+        for d in &probes {
+            // Long header (0x80) of type Handshake (2): the datagram carries the Finished again.
+            assert!(
+                d[0] & 0x80 != 0 && (d[0] >> 4) & 0x3 == 2,
+                "round {round}: a probe without the Handshake space: first byte {:#04x}",
+                d[0]
+            );
+        }
+        if round == 3 {
+            deliver(&mut server, t, c_addr, probes);
+        }
+    }
+    let accepted = std::iter::from_fn(|| server.poll_event()).find_map(|e| match e {
+        EndpointEvent::NewConnection(h) => Some(h),
+        _ => None,
+    });
+    let sh = accepted.expect("the server accepted the connection");
+    assert!(
+        server.connection(sh).unwrap().is_established(),
+        "the retransmitted Finished completed the server's handshake"
     );
 }
