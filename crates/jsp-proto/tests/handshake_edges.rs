@@ -62,6 +62,26 @@ fn complete(server: &mut Endpoint, client: &mut Endpoint, ch: ConnectionHandle) 
     assert!(client.connection(ch).unwrap().is_established());
 }
 
+/// Connects and carries the first two flights: the client is established, its last flight not
+/// yet taken. Returns the connection and the sizes of the client's first flight.
+fn until_the_client_completes(
+    server: &mut Endpoint,
+    client: &mut Endpoint,
+    client_cfg: std::sync::Arc<jsp_proto::ClientConfig>,
+) -> (ConnectionHandle, Vec<usize>) {
+    let (s_addr, c_addr): (SocketAddr, SocketAddr) =
+        (S_ADDR.parse().unwrap(), C_ADDR.parse().unwrap());
+    let now = Instant::ZERO;
+    let ch = client.connect(now, client_cfg, s_addr).unwrap();
+    let hello = drain(client, now);
+    let sizes = hello.iter().map(Vec::len).collect();
+    deliver(server, now, c_addr, hello);
+    let answer = drain(server, now);
+    deliver(client, now, s_addr, answer);
+    assert!(client.connection(ch).unwrap().is_established());
+    (ch, sizes)
+}
+
 #[test]
 fn a_prepared_key_share_serves_exactly_one_connection() {
     let (mut server, mut client, client_cfg) = seeded_endpoints(1);
@@ -91,14 +111,7 @@ fn stream_data_that_overtakes_the_finished_waits_for_it() {
     let (s_addr, c_addr): (SocketAddr, SocketAddr) =
         (S_ADDR.parse().unwrap(), C_ADDR.parse().unwrap());
     let now = Instant::ZERO;
-    let ch = client.connect(now, client_cfg, s_addr).unwrap();
-
-    let hello = drain(&mut client, now);
-    let mut sent_to_server: Vec<usize> = hello.iter().map(Vec::len).collect();
-    deliver(&mut server, now, c_addr, hello);
-    let answer = drain(&mut server, now);
-    deliver(&mut client, now, s_addr, answer);
-    assert!(client.connection(ch).unwrap().is_established());
+    let (ch, mut sent_to_server) = until_the_client_completes(&mut server, &mut client, client_cfg);
     // The client's Finished (and whatever else completes the handshake) ...
     let finished = drain(&mut client, now);
     assert!(!finished.is_empty());
@@ -162,15 +175,9 @@ fn stream_data_that_overtakes_the_finished_waits_for_it() {
 #[test]
 fn the_last_handshake_packets_are_coalesced_and_go_ahead_of_path_mtu_probes() {
     let (mut server, mut client, client_cfg) = seeded_endpoints(2);
-    let (s_addr, c_addr): (SocketAddr, SocketAddr) =
-        (S_ADDR.parse().unwrap(), C_ADDR.parse().unwrap());
+    let c_addr: SocketAddr = C_ADDR.parse().unwrap();
     let now = Instant::ZERO;
-    let ch = client.connect(now, client_cfg, s_addr).unwrap();
-    let hello = drain(&mut client, now);
-    deliver(&mut server, now, c_addr, hello);
-    let answer = drain(&mut server, now);
-    deliver(&mut client, now, s_addr, answer);
-    assert!(client.connection(ch).unwrap().is_established());
+    let _ = until_the_client_completes(&mut server, &mut client, client_cfg);
     let finish = drain(&mut client, now);
     assert_eq!(
         finish.len(),
@@ -190,15 +197,9 @@ fn the_last_handshake_packets_are_coalesced_and_go_ahead_of_path_mtu_probes() {
 #[test]
 fn a_lost_finished_is_what_the_clients_probes_retransmit() {
     let (mut server, mut client, client_cfg) = seeded_endpoints(3);
-    let (s_addr, c_addr): (SocketAddr, SocketAddr) =
-        (S_ADDR.parse().unwrap(), C_ADDR.parse().unwrap());
+    let c_addr: SocketAddr = C_ADDR.parse().unwrap();
     let now = Instant::ZERO;
-    let ch = client.connect(now, client_cfg, s_addr).unwrap();
-    let hello = drain(&mut client, now);
-    deliver(&mut server, now, c_addr, hello);
-    let answer = drain(&mut server, now);
-    deliver(&mut client, now, s_addr, answer);
-    assert!(client.connection(ch).unwrap().is_established());
+    let (ch, _) = until_the_client_completes(&mut server, &mut client, client_cfg);
     // The client's Finished, coalesced with its first 1-RTT packet, and the next three rounds
     // of probes are lost. After the first probe the 1-RTT packet is the oldest in flight: a
     // timer armed for its space would fire first.
