@@ -159,9 +159,11 @@ fn compressible_bulk_moves_in_fewer_bytes_and_arrives_intact() {
         wire as f64 / data.len() as f64,
         stats.compressed_frames_sent
     );
+    // These logs compress about four to one in large blocks; 0.37 wire bytes per byte once meant
+    // the sender kept backing off on the short tails of its packets.
     assert!(
-        wire * 2 < data.len() as u64,
-        "less than half the bytes on the wire: {wire}"
+        wire * 3 < data.len() as u64,
+        "less than a third of the bytes on the wire: {wire}"
     );
     // Packets carry more data than their size: fewer packets than plain data would need.
     let plain_packets = data.len() / stats.mtu.max(1200);
