@@ -10,9 +10,10 @@
 //! - A client whose Finished is lost retransmits it when its probe timer fires: before the
 //!   handshake is confirmed, a probe in the 1-RTT space could not complete it (RFC 9002
 //!   §6.2.1), and the server would time the handshake out.
-//! - The handshake's last packets travel together and first: the client's Finished shares a
-//!   datagram with its first 1-RTT packet, and the server's answer to it (HANDSHAKE_DONE, the
-//!   session ticket, acknowledgements) leaves before its first path MTU probe.
+//! - The handshake's last packets travel together, and path MTU discovery stays out of a short
+//!   exchange: the client's Finished shares a datagram with its first 1-RTT packet, no probe goes
+//!   out before the connection has sent 32 datagrams or been up for a second, and a due probe
+//!   goes after the data the application queued.
 
 #![allow(clippy::expect_used, clippy::unwrap_used)] // test code: a failed expectation is a test failure
 
@@ -173,10 +174,11 @@ fn stream_data_that_overtakes_the_finished_waits_for_it() {
 }
 
 #[test]
-fn the_last_handshake_packets_are_coalesced_and_go_ahead_of_path_mtu_probes() {
+fn the_last_handshake_packets_are_coalesced_and_path_mtu_probes_wait() {
     let (mut server, mut client, client_cfg) = seeded_endpoints(2);
-    let c_addr: SocketAddr = C_ADDR.parse().unwrap();
-    let now = Instant::ZERO;
+    let (s_addr, c_addr): (SocketAddr, SocketAddr) =
+        (S_ADDR.parse().unwrap(), C_ADDR.parse().unwrap());
+    let mut now = Instant::ZERO;
     let _ = until_the_client_completes(&mut server, &mut client, client_cfg);
     let finish = drain(&mut client, now);
     assert_eq!(
@@ -186,11 +188,47 @@ fn the_last_handshake_packets_are_coalesced_and_go_ahead_of_path_mtu_probes() {
         finish.iter().map(Vec::len).collect::<Vec<_>>()
     );
     deliver(&mut server, now, c_addr, finish);
+    let sh = std::iter::from_fn(|| server.poll_event())
+        .find_map(|e| match e {
+            EndpointEvent::NewConnection(h) => Some(h),
+            EndpointEvent::Forgotten(_) => None,
+        })
+        .expect("the server's connection");
+    // A short exchange spends nothing on path MTU discovery: no probe in the handshake's last
+    // flights, however large the path.
+    let is_probe = |d: &Vec<u8>| d.len() > 1300;
+    let answer = drain(&mut server, now);
+    assert!(!answer.is_empty() && !answer.iter().any(is_probe));
+    deliver(&mut client, now, s_addr, answer);
+    let acks = drain(&mut client, now);
+    assert!(!acks.iter().any(is_probe));
+    deliver(&mut server, now, c_addr, acks);
+    // Idle from here: the server's timer starts the search after SEARCH_DELAY, and its first
+    // probe goes after the data the application queued at that moment.
+    let start = now + jsp_proto::recovery::mtu::SEARCH_DELAY;
+    loop {
+        let t = server.poll_timeout().expect("the search timer at least");
+        assert!(t <= start, "no timer for the search: next at {t:?}");
+        if t == start {
+            break;
+        }
+        now = t;
+        server.handle_timeout(now);
+        assert!(
+            !drain(&mut server, now).iter().any(is_probe),
+            "a probe before the delay"
+        );
+    }
+    now = start;
+    let conn = server.connection_mut(sh).unwrap();
+    let stream = conn.open_stream(Dir::Uni).unwrap();
+    conn.stream_write(stream, b"news", true).unwrap();
+    server.handle_timeout(now);
     let sizes: Vec<usize> = drain(&mut server, now).iter().map(Vec::len).collect();
     let probe = sizes.iter().position(|&n| n > 1300);
     assert!(
         matches!(probe, Some(i) if i > 0),
-        "the server's answer, then its first probe: {sizes:?}"
+        "the application's data, then the first probe: {sizes:?}"
     );
 }
 

@@ -86,7 +86,18 @@ fn flipped_bits_in_1rtt_packets_are_dropped_and_the_stream_arrives_intact() {
             delivered_tampered(pair.client),
             delivered_tampered(pair.server),
         );
-        assert_eq!(to_server + to_client, flipped);
+        // Every flip is in the capture; some flipped datagrams never arrived (a path MTU probe
+        // larger than the link, say), and those the endpoints cannot have dropped.
+        let rewritten = sim.capture().records()[first_record..]
+            .iter()
+            .filter(|r| r.rewritten)
+            .count() as u64;
+        assert_eq!(rewritten, flipped);
+        assert!(
+            to_server + to_client > 10,
+            "only {} tampered datagrams arrived",
+            to_server + to_client
+        );
         assert_eq!(drops(&mut s, sim) - s0, to_server, "server: {:?}", s.stats);
         assert_eq!(drops(&mut c, sim) - c0, to_client, "client: {:?}", c.stats);
         assert!(

@@ -290,6 +290,15 @@ pub struct Connection {
     mtud: MtuDiscovery,
     /// Set while a path MTU probe (PING + PADDING) is being built.
     building_probe: bool,
+    /// Since when a path MTU probe has been due but other packets went first (`None`: no probe
+    /// waiting). A probe that waited a smoothed RTT goes ahead of them.
+    probe_waiting_since: Option<Instant>,
+    /// When path MTU discovery starts at the latest (set on handshake confirmation; `None`
+    /// before it and once the search has started: see [`crate::recovery::mtu::SEARCH_DELAY`]).
+    mtu_search_at: Option<Instant>,
+    /// Path MTU discovery may send probes (the connection sent enough datagrams, or the delay
+    /// passed).
+    mtu_search_started: bool,
     streams: Streams,
     datagrams_in: VecDeque<Vec<u8>>,
     datagrams_out: VecDeque<Vec<u8>>,
@@ -412,6 +421,9 @@ impl Connection {
             pacing_deadline: None,
             mtud: MtuDiscovery::new(transport.initial_mtu, transport.max_udp_payload_size),
             building_probe: false,
+            probe_waiting_since: None,
+            mtu_search_at: None,
+            mtu_search_started: false,
             rtt: RttEstimator::new(transport.initial_rtt),
             handshake_deadline: now + transport.handshake_timeout,
             transport,
@@ -1249,8 +1261,15 @@ impl Connection {
         UnixTime(self.unix_now.0 + elapsed)
     }
 
-    fn confirm_handshake(&mut self, _now: Instant) {
+    /// Lets path MTU discovery send probes from now on (PROTOCOL.md §15.4).
+    fn start_mtu_search(&mut self) {
+        self.mtu_search_started = true;
+        self.mtu_search_at = None;
+    }
+
+    fn confirm_handshake(&mut self, now: Instant) {
         self.handshake_confirmed = true;
+        self.mtu_search_at = Some(now + crate::recovery::mtu::SEARCH_DELAY);
         self.discard_space(Space::Handshake);
     }
 
@@ -1447,6 +1466,10 @@ impl Connection {
             consider(self.fec.encoder.flush_deadline());
         }
         consider(self.path.challenge.map(|(_, d)| d));
+        if self.state == State::Established {
+            // Cleared once the search starts, so it never stays in the past.
+            consider(self.mtu_search_at);
+        }
         t
     }
 
@@ -1475,6 +1498,9 @@ impl Connection {
                 return;
             }
             _ => {}
+        }
+        if self.mtu_search_at.is_some_and(|at| now >= at) {
+            self.start_mtu_search();
         }
         if let Some(idle) = self.idle_timeout {
             if now >= self.last_activity + idle {

@@ -62,8 +62,16 @@ impl Connection {
         self.streams.expire(now);
         self.pacing_deadline = None;
         self.sync_mtu();
-        if let Some(t) = self.try_mtu_probe(now, buf) {
-            return Some(t);
+        // A path MTU probe goes after what the connection has ready to send (an answer, a
+        // request, acknowledgements), unless it has waited a smoothed RTT already: a sender that
+        // always has data still probes.
+        let probe_overdue = self
+            .probe_waiting_since
+            .is_some_and(|since| now >= since + self.rtt.smoothed());
+        if probe_overdue {
+            if let Some(t) = self.try_mtu_probe(now, buf) {
+                return Some(t);
+            }
         }
         self.maybe_update_keys(now);
         self.fec_on_timer(now);
@@ -114,7 +122,13 @@ impl Connection {
             if self.pacing_deadline.is_none() {
                 self.note_app_limited();
             }
-            return None;
+            return self.try_mtu_probe(now, buf);
+        }
+        if self.probe_waiting_since.is_none() && self.mtu_probe_allowed() {
+            // Note when a due probe started waiting behind this datagram.
+            if self.mtud.poll_probe(now).is_some() {
+                self.probe_waiting_since = Some(now);
+            }
         }
         let _ = ack_eliciting_sent;
         if !self.address_validated {
@@ -144,20 +158,14 @@ impl Connection {
 
     /// Sends a path MTU probe (a lone 1-RTT packet of PING + PADDING) if one is due.
     fn try_mtu_probe(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<Transmit> {
-        if !self.handshake_confirmed
-            // The server's answer to the client's Finished (HANDSHAKE_DONE, a session ticket)
-            // leaves before the first probe: the client's first exchange waits on it.
-            || self.handshake_done_pending
-            || !self.address_validated
-            || self.state != State::Established
-            || self.app.is_none()
-        {
-            // Never probe an unvalidated path: a probe is far larger than the 3x budget allows
-            // (PROTOCOL.md §12.1, §15.4).
+        if !self.mtu_probe_allowed() {
             return None;
         }
         let room = self.cc.window().saturating_sub(self.bytes_in_flight());
-        let size = self.mtud.poll_probe(now)?;
+        let Some(size) = self.mtud.poll_probe(now) else {
+            self.probe_waiting_since = None;
+            return None;
+        };
         if room < u64::from(size) {
             return None;
         }
@@ -173,6 +181,7 @@ impl Connection {
         self.building_probe = false;
         built?;
         self.mtud.on_probe_sent(pn, buf.len() as u16);
+        self.probe_waiting_since = None;
         self.stats.datagrams_sent += 1;
         self.stats.bytes_sent += buf.len() as u64;
         Some(Transmit {
@@ -180,6 +189,26 @@ impl Connection {
             size: buf.len(),
             mtu_probe: true,
         })
+    }
+
+    /// Whether the connection may send a path MTU probe at all (not whether one is due).
+    fn mtu_probe_allowed(&mut self) -> bool {
+        if !self.mtu_search_started
+            && self.handshake_confirmed
+            && self.stats.datagrams_sent >= crate::recovery::mtu::SEARCH_AFTER_DATAGRAMS
+        {
+            self.start_mtu_search();
+        }
+        // Never probe an unvalidated path: a probe is far larger than the 3x budget allows
+        // (PROTOCOL.md §12.1, §15.4). The server's answer to the client's Finished
+        // (HANDSHAKE_DONE, a session ticket) leaves before the first probe: the client's first
+        // exchange waits on it.
+        self.mtu_search_started
+            && self.handshake_confirmed
+            && !self.handshake_done_pending
+            && self.address_validated
+            && self.state == State::Established
+            && self.app.is_some()
     }
 
     /// Tells the rate estimator the sender ran out of data (not out of window). During the

@@ -54,6 +54,16 @@ pub const DEFAULT_REPROBE_INTERVAL: Duration = Duration::from_secs(600);
 /// to fail: the last 20 bytes are worth under 1.5% of a packet, not one more round trip.
 pub const DEFAULT_SEARCH_TOLERANCE: u16 = 20;
 
+/// Datagrams a connection sends before its first probe, unless [`SEARCH_DELAY`] passes first.
+/// A connection that moves data gets there within a few round trips and a short exchange never
+/// does: a connection opened for one request spends no datagram, no acknowledgement and no
+/// decryption on sizes it will not use, and nothing competes with its first answers.
+pub const SEARCH_AFTER_DATAGRAMS: u64 = 32;
+
+/// Time from handshake confirmation after which the search starts even on a connection that has
+/// sent fewer than [`SEARCH_AFTER_DATAGRAMS`] (an idle one, say).
+pub const SEARCH_DELAY: Duration = Duration::from_secs(1);
+
 /// Suspicious loss bursts that declare a black hole.
 pub const DEFAULT_BLACK_HOLE_BURSTS: u32 = 3;
 
