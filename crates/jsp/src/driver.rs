@@ -11,7 +11,7 @@ use std::sync::{Arc, Weak};
 use quinn_udp::RecvMeta;
 use tracing::{debug, trace};
 
-use crate::state::Shared;
+use crate::state::{wake_now, Shared};
 use crate::udp::{UdpIo, RECV_BATCH, RECV_SLOT};
 
 /// The worker that owns the connection a datagram is addressed to, when it is not this one
@@ -45,6 +45,10 @@ async fn drive(shared: &Arc<Shared>, io: &UdpIo) {
         .collect();
     let mut meta = [RecvMeta::default(); RECV_BATCH];
     let mut forwards: Vec<(Weak<Shared>, SocketAddr, Vec<u8>)> = Vec::new();
+    // Tasks this round's dispatches made ready, woken before and after its sends (reused: no
+    // allocation per round).
+    let mut wakes: Vec<std::task::Waker> = Vec::new();
+    let mut later: Vec<std::task::Waker> = Vec::new();
     debug!(addr = ?io.local_addr().ok(), gso = io.max_gso_segments(), "endpoint driver started");
     loop {
         let deadline = {
@@ -104,8 +108,11 @@ async fn drive(shared: &Arc<Shared>, io: &UdpIo) {
                 st.proto.handle_timeout(now);
             }
             st.dispatch(now, &shared.clock);
+            st.take_wakes(&mut wakes);
+            st.take_later_wakes(&mut later);
             std::mem::take(&mut st.woke_data_waiters)
         };
+        wake_now(&mut wakes);
         for (worker, from, mut datagram) in forwards.drain(..) {
             let Some(target) = worker.upgrade() else {
                 continue;
@@ -144,11 +151,18 @@ async fn drive(shared: &Arc<Shared>, io: &UdpIo) {
             let taken = path.collect(&mut st, now);
             // Sending can raise events (a key update it initiated).
             st.dispatch(now, &shared.clock);
+            st.take_wakes(&mut wakes);
+            st.take_later_wakes(&mut later);
             taken
         };
+        wake_now(&mut wakes);
         path.flush_carriages();
         path.send_all().await;
         drop(path);
+        // Acceptors of new handshakes and ticket waiters run after the packets left: the answer
+        // to a ClientHello does not wait behind the accepting task's wake-up (on two busy cores
+        // the woken worker thread preempted the driver before its `sendmsg`).
+        wake_now(&mut later);
         if taken > 0 {
             // More may be waiting (the batch limit was hit): go round without sleeping.
             shared.wake.notify_one();

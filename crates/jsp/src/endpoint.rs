@@ -179,6 +179,8 @@ impl Endpoint {
                 driver_deadline: None,
                 inline_ok: false,
                 woke_data_waiters: false,
+                pending_wakes: Vec::new(),
+                later_wakes: Vec::new(),
             }),
             wake: Notify::new(),
             clock,

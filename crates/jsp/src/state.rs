@@ -72,18 +72,18 @@ impl Shared {
         // ran at 0.45x quinn's rate instead of 0.7x.
         if !urgent && (!st.inline_ok || tokio::task::try_id().is_some()) {
             // The driver is awake (or will be): it goes round again and takes ours.
-            drop(st);
+            unlock_and_wake(st);
             self.wake.notify_one();
             return;
         }
         let Ok(mut path) = self.send.try_lock() else {
             // The driver (or another task) is sending: it goes round again and takes ours.
-            drop(st);
+            unlock_and_wake(st);
             self.wake.notify_one();
             return;
         };
         if path.has_unsent() || st.driver_error.is_some() {
-            drop(st);
+            unlock_and_wake(st);
             drop(path);
             self.wake.notify_one();
             return;
@@ -102,14 +102,29 @@ impl Shared {
             (Some(_), None) => true,
             (None, _) => false,
         };
+        let mut wakes = std::mem::take(&mut st.pending_wakes);
+        let mut later = std::mem::take(&mut st.later_wakes);
         drop(st);
+        wake_now(&mut wakes);
         path.flush_carriages();
         let all_sent = path.try_send_all();
         drop(path);
+        wake_now(&mut later);
         if timer_earlier || !all_sent || taken > 0 {
             self.wake.notify_one();
         }
     }
+}
+
+/// Releases the state lock, then wakes the tasks its dispatches made ready.
+pub(crate) fn unlock_and_wake(mut st: MutexGuard<'_, State>) {
+    if st.pending_wakes.is_empty() && st.later_wakes.is_empty() {
+        return;
+    }
+    let mut wakes = std::mem::take(&mut st.pending_wakes);
+    wakes.append(&mut st.later_wakes);
+    drop(st);
+    wake_now(&mut wakes);
 }
 
 /// The engine and the per-connection bookkeeping.
@@ -149,6 +164,13 @@ pub(crate) struct State {
     /// A dispatch woke a waiter that may answer at once (a stream or datagram reader, a stream
     /// acceptor, a blocked writer): the driver yields once before collecting (see the driver).
     pub(crate) woke_data_waiters: bool,
+    /// Tasks a dispatch made ready, woken once the state lock is released (a woken task on
+    /// another thread would block on it at once): see [`State::take_wakes`].
+    pub(crate) pending_wakes: Vec<Waker>,
+    /// Tasks a dispatch made ready that nothing waits on before the packets being sent leave:
+    /// acceptors of connections whose handshake just started, session-ticket waiters. The driver
+    /// wakes them after it sent (see [`State::take_later_wakes`]).
+    pub(crate) later_wakes: Vec<Waker>,
 }
 
 /// Per-connection state the async layer keeps.
@@ -232,14 +254,33 @@ impl State {
     }
 }
 
-fn wake_all(w: &mut Vec<Waker>) {
-    for w in w.drain(..) {
+/// Queues every waker of `w` on `pending` (woken after the lock is released).
+fn defer_all(pending: &mut Vec<Waker>, w: &mut Vec<Waker>) {
+    pending.append(w);
+}
+
+/// Wakes and removes every waker of `wakes` (the state lock must not be held: a woken task on
+/// another thread would block on it at once).
+pub(crate) fn wake_now(wakes: &mut Vec<Waker>) {
+    for w in wakes.drain(..) {
         w.wake();
     }
 }
 
 impl State {
-    /// Moves engine events into per-connection state and wakes whoever waits on them.
+    /// Moves the wakers dispatches queued to `into` (which keeps its capacity): the caller wakes
+    /// them with [`wake_now`] once it released the lock.
+    pub(crate) fn take_wakes(&mut self, into: &mut Vec<Waker>) {
+        into.append(&mut self.pending_wakes);
+    }
+
+    /// Moves the wakers that can wait until the packets are sent to `into`.
+    pub(crate) fn take_later_wakes(&mut self, into: &mut Vec<Waker>) {
+        into.append(&mut self.later_wakes);
+    }
+
+    /// Moves engine events into per-connection state and queues the wakers of whoever waits on
+    /// them on `pending_wakes` (see [`State::take_wakes`]).
     pub(crate) fn dispatch(&mut self, now: jsp_proto::Instant, clock: &crate::clock::Clock) {
         while let Some(ev) = self.proto.poll_event() {
             let h = match ev {
@@ -267,7 +308,9 @@ impl State {
                 continue;
             }
             self.incoming.push_back(h);
-            wake_all(&mut self.accept_wakers);
+            // The application can do nothing with it before the handshake completes: its wake-up
+            // waits until the answer to the ClientHello is sent.
+            defer_all(&mut self.later_wakes, &mut self.accept_wakers);
         }
         while let Some(h) = self.proto.poll_active() {
             self.dispatch_one(h, now, clock);
@@ -283,7 +326,7 @@ impl State {
                     cs.error = Some(ConnectionError::TimedOut);
                 }
                 cs.forgotten = true;
-                wake_everyone(cs);
+                wake_everyone(cs, &mut self.pending_wakes);
                 if cs.handles == 0 {
                     self.conns.remove(&h);
                     self.proto.release_handle(h);
@@ -309,6 +352,7 @@ impl State {
         let _entered = span.enter();
         let remote = self.proto.connection(h).map(|c| c.remote_address());
         let cs = self.conns.entry(h).or_default();
+        let pending = &mut self.pending_wakes;
         let mut any = false;
         while let Some(ev) = self.proto.poll_connection_event(h) {
             any = true;
@@ -325,7 +369,7 @@ impl State {
                     cs.events
                         .publish(|| ConnectionEvent::Established(s.clone()));
                     cs.summary = Some(s);
-                    wake_all(&mut cs.connected_wakers);
+                    defer_all(pending, &mut cs.connected_wakers);
                     if let Some(p) = remote.and_then(|r| self.stream_peers.get(&r)) {
                         p.handshake_completed();
                     }
@@ -345,20 +389,20 @@ impl State {
                         jsp_proto::Dir::Bi => cs.incoming_bi.push_back(id),
                         jsp_proto::Dir::Uni => cs.incoming_uni.push_back(id),
                     }
-                    wake_all(&mut cs.accept_wakers);
+                    defer_all(pending, &mut cs.accept_wakers);
                     self.woke_data_waiters = true;
                 }
                 Event::StreamReadable(id) | Event::StreamSkipped { id, .. } => {
                     self.woke_data_waiters = true;
                     cs.readable.insert(id);
                     if let Some(w) = cs.read_wakers.remove(&id) {
-                        w.wake();
+                        pending.push(w);
                     }
                 }
                 Event::StreamReset { id, code } => {
                     cs.stream_resets.insert(id, code);
                     if let Some(w) = cs.read_wakers.remove(&id) {
-                        w.wake();
+                        pending.push(w);
                     }
                 }
                 Event::StreamStopped { id, code } => {
@@ -366,9 +410,9 @@ impl State {
                         cs.stopped_streams.insert(id, code);
                     }
                     if let Some(w) = cs.ack_wakers.remove(&id) {
-                        w.wake();
+                        pending.push(w);
                     }
-                    wake_all(&mut cs.write_wakers);
+                    defer_all(pending, &mut cs.write_wakers);
                 }
                 Event::StreamAcknowledged(id) => {
                     // Kept only while the stream's handle is alive: bounded by open handles.
@@ -376,19 +420,19 @@ impl State {
                         cs.acked_streams.insert(id);
                     }
                     if let Some(w) = cs.ack_wakers.remove(&id) {
-                        w.wake();
+                        pending.push(w);
                     }
                 }
                 Event::DatagramReceived => {
                     self.woke_data_waiters = true;
-                    wake_all(&mut cs.datagram_wakers);
+                    defer_all(pending, &mut cs.datagram_wakers);
                 }
                 Event::SessionTicket(t) => {
                     if cs.tickets.len() >= 8 {
                         cs.tickets.pop_front();
                     }
                     cs.tickets.push_back(*t);
-                    wake_all(&mut cs.ticket_wakers);
+                    defer_all(&mut self.later_wakes, &mut cs.ticket_wakers);
                     cs.events.publish(|| ConnectionEvent::SessionTicket);
                 }
                 Event::Closed(e) => {
@@ -404,7 +448,7 @@ impl State {
                     }
                     cs.events.publish(|| ConnectionEvent::Closed(e.clone()));
                     cs.error = Some(e);
-                    wake_everyone(cs);
+                    wake_everyone(cs, pending);
                 }
                 Event::KeyUpdated { generation } => {
                     tracing::debug!(generation, "key update");
@@ -424,22 +468,18 @@ impl State {
         // Acknowledgements may have freed send buffer space: let blocked writers retry.
         if any || !cs.write_wakers.is_empty() {
             self.woke_data_waiters |= !cs.write_wakers.is_empty();
-            wake_all(&mut cs.write_wakers);
+            defer_all(pending, &mut cs.write_wakers);
         }
     }
 }
 
-fn wake_everyone(cs: &mut ConnState) {
-    wake_all(&mut cs.connected_wakers);
-    wake_all(&mut cs.accept_wakers);
-    wake_all(&mut cs.write_wakers);
-    wake_all(&mut cs.datagram_wakers);
-    wake_all(&mut cs.closed_wakers);
-    wake_all(&mut cs.ticket_wakers);
-    for (_, w) in cs.read_wakers.drain() {
-        w.wake();
-    }
-    for (_, w) in cs.ack_wakers.drain() {
-        w.wake();
-    }
+fn wake_everyone(cs: &mut ConnState, pending: &mut Vec<Waker>) {
+    defer_all(pending, &mut cs.connected_wakers);
+    defer_all(pending, &mut cs.accept_wakers);
+    defer_all(pending, &mut cs.write_wakers);
+    defer_all(pending, &mut cs.datagram_wakers);
+    defer_all(pending, &mut cs.closed_wakers);
+    defer_all(pending, &mut cs.ticket_wakers);
+    pending.extend(cs.read_wakers.drain().map(|(_, w)| w));
+    pending.extend(cs.ack_wakers.drain().map(|(_, w)| w));
 }
