@@ -1,8 +1,9 @@
-//! Test-only model of one bulk flow over a bottleneck link, driving a controller the way the
-//! connection does: delivery-rate estimator, RTT estimator, pacer, one ACK event per arrival
-//! instant, packet-threshold loss detection. The link is a FIFO served at `rate` bytes/s with a
-//! tail-drop buffer, a fixed two-way propagation delay and optional random loss after the
-//! bottleneck. Deterministic: the only randomness is a seeded xorshift.
+//! Test-only model of one bulk flow over a bottleneck link ([`Model`]), or of several sharing it
+//! ([`Shared`]), driving a controller the way the connection does: delivery-rate estimator, RTT
+//! estimator, pacer, one ACK event per arrival instant, packet-threshold loss detection. The link
+//! is a FIFO served at `rate` bytes/s with a tail-drop buffer, a fixed two-way propagation delay
+//! and optional random loss after the bottleneck (one flow only). Deterministic: the only
+//! randomness is a seeded xorshift.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, VecDeque};
@@ -285,6 +286,229 @@ impl Model {
                 persistent: false,
                 bytes_in_flight: self.bytes_in_flight,
             });
+        }
+    }
+}
+
+/// One flow of a [`Shared`] link: its controller and the sender's machinery.
+#[derive(Debug)]
+pub struct Flow {
+    /// The flow's controller.
+    pub cc: Box<dyn CongestionController>,
+    /// Bytes acknowledged.
+    pub delivered: u64,
+    /// Packets declared lost.
+    pub lost_packets: u64,
+    start: Instant,
+    rate_est: DeliveryRateEstimator,
+    rtt: RttEstimator,
+    pacer: Pacer,
+    in_flight: BTreeMap<u64, Pkt>,
+    bytes_in_flight: u64,
+    next_pn: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum SharedEv {
+    /// The head of the bottleneck queue finished serialising.
+    Depart,
+    /// The ACK for a flow's packet arrives.
+    Ack(usize, u64),
+    /// A flow's dropped packet is detected lost.
+    Lost(usize, u64),
+}
+
+/// Several bulk flows through one [`Link`]'s FIFO and tail-drop buffer, each driven as
+/// [`Model`] drives its one flow (no random loss: the buffer is the only loss). Deterministic.
+#[derive(Debug)]
+pub struct Shared {
+    /// The flows, in the order given to [`Shared::new`].
+    pub flows: Vec<Flow>,
+    /// The link.
+    pub link: Link,
+    /// The model's clock.
+    pub now: Instant,
+    queue: VecDeque<(usize, u64)>,
+    queued_bytes: u64,
+    events: BinaryHeap<Reverse<(Instant, u64, SharedEv)>>,
+    seq: u64,
+}
+
+impl Shared {
+    /// Flows with `cc`, each starting to send at its own time, through `link`.
+    pub fn new(cc: CongestionControl, link: Link, starts: &[Instant]) -> Self {
+        let flows = starts
+            .iter()
+            .map(|&start| Flow {
+                cc: cc.build(MDS, start),
+                delivered: 0,
+                lost_packets: 0,
+                start,
+                rate_est: DeliveryRateEstimator::new(),
+                rtt: RttEstimator::new(Duration::from_millis(333)),
+                pacer: Pacer::new(MDS),
+                in_flight: BTreeMap::new(),
+                bytes_in_flight: 0,
+                next_pn: 0,
+            })
+            .collect();
+        Self {
+            flows,
+            link,
+            now: Instant::ZERO,
+            queue: VecDeque::new(),
+            queued_bytes: 0,
+            events: BinaryHeap::new(),
+            seq: 0,
+        }
+    }
+
+    /// Bytes each flow has had acknowledged so far.
+    pub fn delivered(&self) -> Vec<u64> {
+        self.flows.iter().map(|f| f.delivered).collect()
+    }
+
+    fn schedule(&mut self, at: Instant, ev: SharedEv) {
+        self.seq += 1;
+        self.events.push(Reverse((at, self.seq, ev)));
+    }
+
+    fn serialisation(&self, bytes: u64) -> Duration {
+        Duration::from_nanos(bytes * 1_000_000_000 / self.link.rate)
+    }
+
+    /// Lets flow `i` send while its window and pacer allow; returns when it can send next.
+    fn send_what_we_can(&mut self, i: usize) -> Option<Instant> {
+        let now = self.now;
+        if now < self.flows[i].start {
+            return Some(self.flows[i].start);
+        }
+        loop {
+            let f = &mut self.flows[i];
+            if f.bytes_in_flight + MDS > f.cc.window() {
+                return None;
+            }
+            f.pacer
+                .update(now, f.cc.pacing_rate(), f.cc.window(), f.rtt.smoothed());
+            if let Some(at) = f.pacer.delay_until(now, MDS) {
+                return Some(at);
+            }
+            let pn = f.next_pn;
+            f.next_pn += 1;
+            let rate = f.rate_est.on_packet_sent(now, f.bytes_in_flight);
+            f.bytes_in_flight += MDS;
+            f.in_flight.insert(pn, Pkt { sent: now, rate });
+            f.pacer.on_sent(now, MDS);
+            f.cc.on_packet_sent(&SentEvent {
+                now,
+                bytes: MDS,
+                bytes_in_flight: f.bytes_in_flight,
+                app_limited: rate.is_app_limited,
+            });
+            if self.queued_bytes + MDS > self.link.buffer {
+                let wait = self.serialisation(self.queued_bytes + 4 * MDS) + self.link.rtt;
+                self.schedule(now + wait, SharedEv::Lost(i, pn));
+            } else {
+                if self.queue.is_empty() {
+                    let ser = self.serialisation(MDS);
+                    self.schedule(now + ser, SharedEv::Depart);
+                }
+                self.queue.push_back((i, pn));
+                self.queued_bytes += MDS;
+            }
+        }
+    }
+
+    /// Runs the model until `end`.
+    pub fn run_until(&mut self, end: Instant) {
+        loop {
+            let mut next = self.events.peek().map(|Reverse((t, _, _))| *t);
+            for i in 0..self.flows.len() {
+                if let Some(at) = self.send_what_we_can(i) {
+                    next = Some(next.map_or(at, |n| n.min(at)));
+                }
+            }
+            match next {
+                Some(next) if next <= end => {
+                    self.now = next;
+                    self.process_events();
+                }
+                _ => {
+                    self.now = end;
+                    return;
+                }
+            }
+        }
+    }
+
+    fn process_events(&mut self) {
+        let now = self.now;
+        let n = self.flows.len();
+        let mut acked = vec![(0u64, None::<(u64, Instant)>); n];
+        let mut lost = vec![(0u64, None::<Instant>); n];
+        while let Some(Reverse((t, _, ev))) = self.events.peek().copied() {
+            if t > now {
+                break;
+            }
+            self.events.pop();
+            match ev {
+                SharedEv::Depart => {
+                    if let Some((i, pn)) = self.queue.pop_front() {
+                        self.queued_bytes -= MDS;
+                        self.schedule(now + self.link.rtt, SharedEv::Ack(i, pn));
+                    }
+                    if !self.queue.is_empty() {
+                        let ser = self.serialisation(MDS);
+                        self.schedule(now + ser, SharedEv::Depart);
+                    }
+                }
+                SharedEv::Ack(i, pn) => {
+                    let f = &mut self.flows[i];
+                    if let Some(p) = f.in_flight.remove(&pn) {
+                        f.bytes_in_flight -= MDS;
+                        f.rate_est.on_packet_acked(now, &p.rate, MDS);
+                        acked[i].0 += MDS;
+                        if acked[i].1.is_none_or(|(l, _)| pn > l) {
+                            acked[i].1 = Some((pn, p.sent));
+                        }
+                    }
+                }
+                SharedEv::Lost(i, pn) => {
+                    let f = &mut self.flows[i];
+                    if let Some(p) = f.in_flight.remove(&pn) {
+                        f.bytes_in_flight -= MDS;
+                        lost[i].0 += 1;
+                        lost[i].1 = Some(lost[i].1.map_or(p.sent, |s| s.max(p.sent)));
+                    }
+                }
+            }
+        }
+        for (i, f) in self.flows.iter_mut().enumerate() {
+            if let (bytes, Some((_, sent))) = acked[i] {
+                f.rtt.update(now - sent, Duration::ZERO);
+                f.delivered += bytes;
+                let rate = f.rate_est.generate_rate_sample(f.rtt.min());
+                f.cc.on_packets_acked(&AckEvent {
+                    now,
+                    bytes_acked: bytes,
+                    largest_acked_sent: sent,
+                    rtt: &f.rtt,
+                    rtt_updated: true,
+                    rate,
+                    bytes_in_flight: f.bytes_in_flight,
+                });
+            }
+            if let (packets, Some(sent)) = lost[i] {
+                f.lost_packets += packets;
+                f.cc.on_packets_lost(&LossEvent {
+                    now,
+                    largest_lost_sent: sent,
+                    lost_bytes: packets * MDS,
+                    lost_packets: packets,
+                    persistent: false,
+                    bytes_in_flight: f.bytes_in_flight,
+                });
+            }
         }
     }
 }

@@ -1,9 +1,9 @@
 //! BBR tests: direct checks of the state machine with synthetic rate samples, and runs over the
-//! bottleneck model of `congestion::model`.
+//! bottleneck model of `congestion::model` (one flow, or two sharing the link).
 
 use core::time::Duration;
 
-use super::super::model::{Link, Model, MDS};
+use super::super::model::{Link, Model, Shared, MDS};
 use super::super::{AckEvent, CongestionControl, CongestionController, LossEvent, Phase};
 use super::{Bbr, BbrConfig, Mode};
 use crate::recovery::rate::RateSample;
@@ -25,6 +25,18 @@ fn bbr() -> CongestionControl {
 
 /// One ACK per round with the given delivery rate: the state machine's view of a round trip.
 fn round(c: &mut Bbr, rtt: &RttEstimator, now: Instant, delivered: &mut u64, rate: u64) {
+    round_with_rtt(c, rtt, now, delivered, rate, RTT);
+}
+
+/// [`round`] with the ACK's RTT sample: above the minimum RTT it shows a queue.
+fn round_with_rtt(
+    c: &mut Bbr,
+    rtt: &RttEstimator,
+    now: Instant,
+    delivered: &mut u64,
+    rate: u64,
+    sample: Duration,
+) {
     let bytes = 10 * MDS;
     let prior = *delivered;
     *delivered += bytes;
@@ -41,7 +53,7 @@ fn round(c: &mut Bbr, rtt: &RttEstimator, now: Instant, delivered: &mut u64, rat
             total_delivered: *delivered,
             interval: RTT,
             is_app_limited: false,
-            rtt: RTT,
+            rtt: sample,
         }),
         bytes_in_flight: c.cwnd,
     });
@@ -320,4 +332,140 @@ fn persistent_congestion_floor() {
     });
     assert_eq!(c.window(), 4 * MDS);
     assert_eq!(c.state().phase, Phase::Startup);
+}
+
+/// A controller through startup into ProbeBW with a 1.2 MB/s model and a 50 ms minimum RTT,
+/// then through one bandwidth probe: up at 1000 ms, down at 1050 ms, cruising from 1100 ms.
+fn cruising_after_a_probe() -> (Bbr, RttEstimator, u64) {
+    let mut c = Bbr::new(BbrConfig::default(), MDS, ms(0));
+    let mut rtt = RttEstimator::new(RTT);
+    rtt.update(RTT, Duration::ZERO);
+    let mut delivered = 0;
+    let rates = [
+        100_000, 200_000, 400_000, 800_000, 1_000_000, 1_100_000, 1_150_000, 1_200_000,
+    ];
+    for (i, rate) in rates.into_iter().enumerate() {
+        round(&mut c, &rtt, ms(50 * i as u64), &mut delivered, rate);
+    }
+    c.check_drain(ms(400), 0);
+    assert_eq!(c.mode, Mode::ProbeBw);
+    for (phase, at) in [(0, 1000), (1, 1050), (2, 1100)] {
+        c.cycle_index = phase;
+        c.start_cycle_phase(ms(at));
+    }
+    assert_eq!(c.bw(), 1_200_000);
+    (c, rtt, delivered)
+}
+
+/// One round whose ACK shows a queue (RTT 1.5x the minimum) and a delivery rate of `rate`, and
+/// which loses 3 packets (more than 2% of the 50 the model carries per round trip), the newest
+/// sent at `lost_sent`.
+fn lossy_round_with_a_queue(
+    c: &mut Bbr,
+    rtt: &RttEstimator,
+    delivered: &mut u64,
+    rate: u64,
+    lost_sent: Instant,
+) {
+    round_with_rtt(c, rtt, ms(1200), delivered, rate, RTT * 3 / 2);
+    c.on_packets_lost(&LossEvent {
+        now: ms(1210),
+        largest_lost_sent: lost_sent,
+        lost_bytes: 3 * MDS,
+        lost_packets: 3,
+        persistent: false,
+        bytes_in_flight: c.cwnd,
+    });
+}
+
+/// Loss of packets the flow sent while cruising, with a queue, at a delivery rate the model
+/// still holds, is another flow's probe overflowing the shared queue: the flow keeps its rate.
+/// (Answering it cut the flow to the delivery rate it had while the other flow probed: the
+/// larger flow's probes ratcheted the smaller one down, 0.17-0.31 of a shared link in
+/// [`two_flows_sharing_a_bottleneck_converge`].)
+#[test]
+fn another_flows_probe_loss_is_not_answered() {
+    let (mut c, rtt, mut delivered) = cruising_after_a_probe();
+    lossy_round_with_a_queue(&mut c, &rtt, &mut delivered, 1_100_000, ms(1150));
+    assert_eq!(c.bw_lo, None);
+    assert_eq!(c.bw(), 1_200_000);
+    // Cruising at the model, less the 1% margin.
+    assert_eq!(c.pacing_rate, Some(1_188_000));
+}
+
+/// Loss of packets sent in the flow's own probe (its up or down phase) is answered: the bound
+/// goes 5% under the round's delivery rate. Then, per round without excessive loss, it grows
+/// by a packet per minimum RTT (the same amount for every flow: additive increase), and is
+/// dropped once it reaches 0.9 of the bandwidth filter.
+#[test]
+fn own_probe_loss_backs_off_then_the_bound_grows_additively() {
+    let (mut c, rtt, mut delivered) = cruising_after_a_probe();
+    lossy_round_with_a_queue(&mut c, &rtt, &mut delivered, 1_000_000, ms(1060));
+    assert_eq!(c.bw_lo, Some(950_000));
+    // The lossy round ends.
+    round(&mut c, &rtt, ms(1220), &mut delivered, 900_000);
+    assert_eq!(c.bw_lo, Some(950_000));
+    // 1200 bytes per 50 ms: 24 kB/s per round.
+    let step = MDS * 1000 / 50;
+    let mut expected = 950_000;
+    let mut now = 1230;
+    while (expected + step) * 10 < 1_200_000 * 9 {
+        round(&mut c, &rtt, ms(now), &mut delivered, 900_000);
+        expected += step;
+        assert_eq!(c.bw_lo, Some(expected), "at {now} ms");
+        now += 10;
+    }
+    round(&mut c, &rtt, ms(now), &mut delivered, 900_000);
+    assert_eq!(c.bw_lo, None, "0.9 of the filter reached");
+}
+
+/// A round whose delivery rate fell under 0.7 of the model is a path that shrank (a sudden
+/// bandwidth drop), whoever's packets were lost: the bound is cut to 0.7 at once.
+#[test]
+fn a_shrunk_path_is_answered_at_once() {
+    let (mut c, rtt, mut delivered) = cruising_after_a_probe();
+    lossy_round_with_a_queue(&mut c, &rtt, &mut delivered, 500_000, ms(1150));
+    assert_eq!(c.bw_lo, Some(840_000));
+}
+
+/// Shares of two flows started `gap` apart on `link`, over `windows` windows of 10 s after 10 s
+/// of convergence.
+fn shared_shares(config: BbrConfig, link: Link, gap: u64, windows: u32) -> Vec<f64> {
+    let mut m = Shared::new(CongestionControl::Bbr(config), link, &[ms(0), ms(gap)]);
+    let mut end = ms(gap + 10_000);
+    m.run_until(end);
+    let mut shares = Vec::new();
+    for _ in 0..windows {
+        let before = m.delivered();
+        end += Duration::from_secs(10);
+        m.run_until(end);
+        let after = m.delivered();
+        let (a, b) = (after[0] - before[0], after[1] - before[1]);
+        let util = (a + b) as f64 / (RATE as f64 * 10.0);
+        assert!(util > 0.9, "gap {gap} ms: utilisation {util:.3}");
+        shares.push(a as f64 / (a + b) as f64);
+    }
+    shares
+}
+
+/// Two flows through one 1-BDP tail-drop buffer converge to a fair share and stay there: each
+/// 10 s window from 10 s to 40 s splits within 35/65, whatever the start gap. Before the loss
+/// response told its own probe's loss from another flow's, and backed off additively-raised
+/// bounds, the shares diverged: 0.17-0.31 for the first flow at gaps 100, 350, 500 and 800 ms
+/// (the larger flow's probes overflowed the queue and cut the smaller one to the rate it had
+/// meanwhile; its own probes gained nothing).
+#[test]
+fn two_flows_sharing_a_bottleneck_converge() {
+    let link = Link::new(RATE, RTT, BDP);
+    for gap in [100, 350, 500, 800] {
+        let shares = shared_shares(BbrConfig::default(), link.clone(), gap, 3);
+        for (i, share) in shares.into_iter().enumerate() {
+            assert!(
+                (0.35..=0.65).contains(&share),
+                "gap {gap} ms, {}-{} s: share {share:.3}",
+                10 * (i + 1),
+                10 * (i + 2)
+            );
+        }
+    }
 }
