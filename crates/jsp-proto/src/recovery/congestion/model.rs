@@ -60,6 +60,133 @@ struct Pkt {
     rate: PacketRateState,
 }
 
+/// A sender's machinery around its controller, as the connection has it: delivery-rate and RTT
+/// estimators, pacer, packets in flight. [`Model`] and each flow of [`Shared`] have one.
+#[derive(Debug)]
+struct Sender {
+    rate_est: DeliveryRateEstimator,
+    rtt: RttEstimator,
+    pacer: Pacer,
+    in_flight: BTreeMap<u64, Pkt>,
+    bytes_in_flight: u64,
+    next_pn: u64,
+}
+
+/// What one instant's arrivals acknowledged and declared lost, reported to the controller at once
+/// ([`Sender::report`]).
+#[derive(Clone, Copy, Debug, Default)]
+struct Tally {
+    acked_bytes: u64,
+    largest_acked: Option<(u64, Instant)>,
+    lost: u64,
+    largest_lost_sent: Option<Instant>,
+}
+
+impl Sender {
+    fn new() -> Self {
+        Self {
+            rate_est: DeliveryRateEstimator::new(),
+            rtt: RttEstimator::new(Duration::from_millis(333)),
+            pacer: Pacer::new(MDS),
+            in_flight: BTreeMap::new(),
+            bytes_in_flight: 0,
+            next_pn: 0,
+        }
+    }
+
+    /// Sends one packet if the window and the pacer allow: its number, or else when the pacer
+    /// next allows a send (`None`: the window is full).
+    fn try_send(
+        &mut self,
+        now: Instant,
+        cc: &mut dyn CongestionController,
+    ) -> Result<u64, Option<Instant>> {
+        if self.bytes_in_flight + MDS > cc.window() {
+            return Err(None);
+        }
+        self.pacer
+            .update(now, cc.pacing_rate(), cc.window(), self.rtt.smoothed());
+        if let Some(at) = self.pacer.delay_until(now, MDS) {
+            return Err(Some(at));
+        }
+        let pn = self.next_pn;
+        self.next_pn += 1;
+        let rate = self.rate_est.on_packet_sent(now, self.bytes_in_flight);
+        self.bytes_in_flight += MDS;
+        self.in_flight.insert(pn, Pkt { sent: now, rate });
+        self.pacer.on_sent(now, MDS);
+        cc.on_packet_sent(&SentEvent {
+            now,
+            bytes: MDS,
+            bytes_in_flight: self.bytes_in_flight,
+            app_limited: rate.is_app_limited,
+        });
+        Ok(pn)
+    }
+
+    /// The ACK of packet `pn` arrived.
+    fn on_ack(&mut self, now: Instant, pn: u64, tally: &mut Tally) {
+        if let Some(p) = self.in_flight.remove(&pn) {
+            self.bytes_in_flight -= MDS;
+            tally.acked_bytes += MDS;
+            self.rate_est.on_packet_acked(now, &p.rate, MDS);
+            if tally.largest_acked.is_none_or(|(l, _)| pn > l) {
+                tally.largest_acked = Some((pn, p.sent));
+            }
+        }
+    }
+
+    /// Packet `pn` is detected lost.
+    fn on_lost(&mut self, pn: u64, tally: &mut Tally) {
+        if let Some(p) = self.in_flight.remove(&pn) {
+            self.bytes_in_flight -= MDS;
+            tally.lost += 1;
+            tally.largest_lost_sent = Some(
+                tally
+                    .largest_lost_sent
+                    .map_or(p.sent, |s: Instant| s.max(p.sent)),
+            );
+        }
+    }
+
+    /// Reports an instant's arrivals to `cc`; returns the bytes acknowledged and the packets lost.
+    fn report(
+        &mut self,
+        now: Instant,
+        cc: &mut dyn CongestionController,
+        tally: Tally,
+    ) -> (u64, u64) {
+        let mut acked = 0;
+        if let Some((_, sent)) = tally.largest_acked {
+            self.rtt.update(now - sent, Duration::ZERO);
+            acked = tally.acked_bytes;
+            let rate = self.rate_est.generate_rate_sample(self.rtt.min());
+            cc.on_packets_acked(&AckEvent {
+                now,
+                bytes_acked: tally.acked_bytes,
+                largest_acked_sent: sent,
+                rtt: &self.rtt,
+                rtt_updated: true,
+                rate,
+                bytes_in_flight: self.bytes_in_flight,
+            });
+        }
+        let mut lost = 0;
+        if let Some(s) = tally.largest_lost_sent {
+            lost = tally.lost;
+            cc.on_packets_lost(&LossEvent {
+                now,
+                largest_lost_sent: s,
+                lost_bytes: tally.lost * MDS,
+                lost_packets: tally.lost,
+                persistent: false,
+                bytes_in_flight: self.bytes_in_flight,
+            });
+        }
+        (acked, lost)
+    }
+}
+
 /// One flow over one [`Link`].
 #[derive(Debug)]
 pub struct Model {
@@ -75,12 +202,7 @@ pub struct Model {
     pub sent_packets: u64,
     /// Packets declared lost.
     pub lost_packets: u64,
-    rate_est: DeliveryRateEstimator,
-    rtt: RttEstimator,
-    pacer: Pacer,
-    in_flight: BTreeMap<u64, Pkt>,
-    bytes_in_flight: u64,
-    next_pn: u64,
+    sender: Sender,
     queue: VecDeque<u64>,
     queued_bytes: u64,
     events: BinaryHeap<Reverse<(Instant, u64, Ev)>>,
@@ -100,12 +222,7 @@ impl Model {
             delivered: 0,
             sent_packets: 0,
             lost_packets: 0,
-            rate_est: DeliveryRateEstimator::new(),
-            rtt: RttEstimator::new(Duration::from_millis(333)),
-            pacer: Pacer::new(MDS),
-            in_flight: BTreeMap::new(),
-            bytes_in_flight: 0,
-            next_pn: 0,
+            sender: Sender::new(),
             queue: VecDeque::new(),
             queued_bytes: 0,
             events: BinaryHeap::new(),
@@ -149,37 +266,11 @@ impl Model {
     /// Sends while the window and the pacer allow; returns when the pacer next allows a send.
     fn send_what_we_can(&mut self) -> Option<Instant> {
         loop {
-            if self.bytes_in_flight + MDS > self.cc.window() {
-                return None;
-            }
-            self.pacer.update(
-                self.now,
-                self.cc.pacing_rate(),
-                self.cc.window(),
-                self.rtt.smoothed(),
-            );
-            if let Some(at) = self.pacer.delay_until(self.now, MDS) {
-                return Some(at);
-            }
-            let pn = self.next_pn;
-            self.next_pn += 1;
-            let rate = self.rate_est.on_packet_sent(self.now, self.bytes_in_flight);
-            self.bytes_in_flight += MDS;
-            self.in_flight.insert(
-                pn,
-                Pkt {
-                    sent: self.now,
-                    rate,
-                },
-            );
+            let pn = match self.sender.try_send(self.now, self.cc.as_mut()) {
+                Ok(pn) => pn,
+                Err(next) => return next,
+            };
             self.sent_packets += 1;
-            self.pacer.on_sent(self.now, MDS);
-            self.cc.on_packet_sent(&SentEvent {
-                now: self.now,
-                bytes: MDS,
-                bytes_in_flight: self.bytes_in_flight,
-                app_limited: rate.is_app_limited,
-            });
             // The packet reaches the bottleneck at once.
             if self.queued_bytes + MDS > self.link.buffer {
                 let wait = self.serialisation(self.queued_bytes + MDS) + self.link.rtt;
@@ -217,10 +308,7 @@ impl Model {
 
     fn process_events(&mut self) {
         let now = self.now;
-        let mut acked_bytes = 0;
-        let mut largest_acked: Option<(u64, Instant)> = None;
-        let mut lost = 0u64;
-        let mut largest_lost_sent = None;
+        let mut tally = Tally::default();
         while let Some(Reverse((t, _, ev))) = self.events.peek().copied() {
             if t > now {
                 break;
@@ -242,51 +330,13 @@ impl Model {
                         self.schedule(now + ser, Ev::Depart);
                     }
                 }
-                Ev::Ack(pn) => {
-                    if let Some(p) = self.in_flight.remove(&pn) {
-                        self.bytes_in_flight -= MDS;
-                        acked_bytes += MDS;
-                        self.rate_est.on_packet_acked(now, &p.rate, MDS);
-                        if largest_acked.is_none_or(|(l, _)| pn > l) {
-                            largest_acked = Some((pn, p.sent));
-                        }
-                    }
-                }
-                Ev::Lost(pn) => {
-                    if let Some(p) = self.in_flight.remove(&pn) {
-                        self.bytes_in_flight -= MDS;
-                        lost += 1;
-                        largest_lost_sent =
-                            Some(largest_lost_sent.map_or(p.sent, |s: Instant| s.max(p.sent)));
-                    }
-                }
+                Ev::Ack(pn) => self.sender.on_ack(now, pn, &mut tally),
+                Ev::Lost(pn) => self.sender.on_lost(pn, &mut tally),
             }
         }
-        if let Some((_, sent)) = largest_acked {
-            self.rtt.update(now - sent, Duration::ZERO);
-            self.delivered += acked_bytes;
-            let rate = self.rate_est.generate_rate_sample(self.rtt.min());
-            self.cc.on_packets_acked(&AckEvent {
-                now,
-                bytes_acked: acked_bytes,
-                largest_acked_sent: sent,
-                rtt: &self.rtt,
-                rtt_updated: true,
-                rate,
-                bytes_in_flight: self.bytes_in_flight,
-            });
-        }
-        if let Some(s) = largest_lost_sent {
-            self.lost_packets += lost;
-            self.cc.on_packets_lost(&LossEvent {
-                now,
-                largest_lost_sent: s,
-                lost_bytes: lost * MDS,
-                lost_packets: lost,
-                persistent: false,
-                bytes_in_flight: self.bytes_in_flight,
-            });
-        }
+        let (acked, lost) = self.sender.report(now, self.cc.as_mut(), tally);
+        self.delivered += acked;
+        self.lost_packets += lost;
     }
 }
 
@@ -300,12 +350,7 @@ pub struct Flow {
     /// Packets declared lost.
     pub lost_packets: u64,
     start: Instant,
-    rate_est: DeliveryRateEstimator,
-    rtt: RttEstimator,
-    pacer: Pacer,
-    in_flight: BTreeMap<u64, Pkt>,
-    bytes_in_flight: u64,
-    next_pn: u64,
+    sender: Sender,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -344,12 +389,7 @@ impl Shared {
                 delivered: 0,
                 lost_packets: 0,
                 start,
-                rate_est: DeliveryRateEstimator::new(),
-                rtt: RttEstimator::new(Duration::from_millis(333)),
-                pacer: Pacer::new(MDS),
-                in_flight: BTreeMap::new(),
-                bytes_in_flight: 0,
-                next_pn: 0,
+                sender: Sender::new(),
             })
             .collect();
         Self {
@@ -385,26 +425,10 @@ impl Shared {
         }
         loop {
             let f = &mut self.flows[i];
-            if f.bytes_in_flight + MDS > f.cc.window() {
-                return None;
-            }
-            f.pacer
-                .update(now, f.cc.pacing_rate(), f.cc.window(), f.rtt.smoothed());
-            if let Some(at) = f.pacer.delay_until(now, MDS) {
-                return Some(at);
-            }
-            let pn = f.next_pn;
-            f.next_pn += 1;
-            let rate = f.rate_est.on_packet_sent(now, f.bytes_in_flight);
-            f.bytes_in_flight += MDS;
-            f.in_flight.insert(pn, Pkt { sent: now, rate });
-            f.pacer.on_sent(now, MDS);
-            f.cc.on_packet_sent(&SentEvent {
-                now,
-                bytes: MDS,
-                bytes_in_flight: f.bytes_in_flight,
-                app_limited: rate.is_app_limited,
-            });
+            let pn = match f.sender.try_send(now, f.cc.as_mut()) {
+                Ok(pn) => pn,
+                Err(next) => return next,
+            };
             if self.queued_bytes + MDS > self.link.buffer {
                 let wait = self.serialisation(self.queued_bytes + 4 * MDS) + self.link.rtt;
                 self.schedule(now + wait, SharedEv::Lost(i, pn));
@@ -444,8 +468,7 @@ impl Shared {
     fn process_events(&mut self) {
         let now = self.now;
         let n = self.flows.len();
-        let mut acked = vec![(0u64, None::<(u64, Instant)>); n];
-        let mut lost = vec![(0u64, None::<Instant>); n];
+        let mut tallies = vec![Tally::default(); n];
         while let Some(Reverse((t, _, ev))) = self.events.peek().copied() {
             if t > now {
                 break;
@@ -462,53 +485,14 @@ impl Shared {
                         self.schedule(now + ser, SharedEv::Depart);
                     }
                 }
-                SharedEv::Ack(i, pn) => {
-                    let f = &mut self.flows[i];
-                    if let Some(p) = f.in_flight.remove(&pn) {
-                        f.bytes_in_flight -= MDS;
-                        f.rate_est.on_packet_acked(now, &p.rate, MDS);
-                        acked[i].0 += MDS;
-                        if acked[i].1.is_none_or(|(l, _)| pn > l) {
-                            acked[i].1 = Some((pn, p.sent));
-                        }
-                    }
-                }
-                SharedEv::Lost(i, pn) => {
-                    let f = &mut self.flows[i];
-                    if let Some(p) = f.in_flight.remove(&pn) {
-                        f.bytes_in_flight -= MDS;
-                        lost[i].0 += 1;
-                        lost[i].1 = Some(lost[i].1.map_or(p.sent, |s| s.max(p.sent)));
-                    }
-                }
+                SharedEv::Ack(i, pn) => self.flows[i].sender.on_ack(now, pn, &mut tallies[i]),
+                SharedEv::Lost(i, pn) => self.flows[i].sender.on_lost(pn, &mut tallies[i]),
             }
         }
-        for (i, f) in self.flows.iter_mut().enumerate() {
-            if let (bytes, Some((_, sent))) = acked[i] {
-                f.rtt.update(now - sent, Duration::ZERO);
-                f.delivered += bytes;
-                let rate = f.rate_est.generate_rate_sample(f.rtt.min());
-                f.cc.on_packets_acked(&AckEvent {
-                    now,
-                    bytes_acked: bytes,
-                    largest_acked_sent: sent,
-                    rtt: &f.rtt,
-                    rtt_updated: true,
-                    rate,
-                    bytes_in_flight: f.bytes_in_flight,
-                });
-            }
-            if let (packets, Some(sent)) = lost[i] {
-                f.lost_packets += packets;
-                f.cc.on_packets_lost(&LossEvent {
-                    now,
-                    largest_lost_sent: sent,
-                    lost_bytes: packets * MDS,
-                    lost_packets: packets,
-                    persistent: false,
-                    bytes_in_flight: f.bytes_in_flight,
-                });
-            }
+        for (f, tally) in self.flows.iter_mut().zip(tallies) {
+            let (acked, lost) = f.sender.report(now, f.cc.as_mut(), tally);
+            f.delivered += acked;
+            f.lost_packets += lost;
         }
     }
 }
