@@ -60,6 +60,40 @@ struct Pkt {
     rate: PacketRateState,
 }
 
+/// Timed events in order of time, then of scheduling (equal times keep their order).
+#[derive(Debug)]
+struct Events<E> {
+    heap: BinaryHeap<Reverse<(Instant, u64, E)>>,
+    seq: u64,
+}
+
+impl<E: Ord + Copy> Events<E> {
+    fn new() -> Self {
+        Self {
+            heap: BinaryHeap::new(),
+            seq: 0,
+        }
+    }
+
+    fn schedule(&mut self, at: Instant, ev: E) {
+        self.seq += 1;
+        self.heap.push(Reverse((at, self.seq, ev)));
+    }
+
+    /// When the next event is due.
+    fn next_at(&self) -> Option<Instant> {
+        self.heap.peek().map(|Reverse((t, _, _))| *t)
+    }
+
+    /// The next event due at or before `now`.
+    fn pop_due(&mut self, now: Instant) -> Option<E> {
+        if self.next_at()? > now {
+            return None;
+        }
+        self.heap.pop().map(|Reverse((_, _, ev))| ev)
+    }
+}
+
 /// A sender's machinery around its controller, as the connection has it: delivery-rate and RTT
 /// estimators, pacer, packets in flight. [`Model`] and each flow of [`Shared`] have one.
 #[derive(Debug)]
@@ -205,8 +239,7 @@ pub struct Model {
     sender: Sender,
     queue: VecDeque<u64>,
     queued_bytes: u64,
-    events: BinaryHeap<Reverse<(Instant, u64, Ev)>>,
-    seq: u64,
+    events: Events<Ev>,
     rng: u64,
     delivered_at_mark: (Instant, u64),
 }
@@ -225,8 +258,7 @@ impl Model {
             sender: Sender::new(),
             queue: VecDeque::new(),
             queued_bytes: 0,
-            events: BinaryHeap::new(),
-            seq: 0,
+            events: Events::new(),
             rng: seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1,
             delivered_at_mark: (now, 0),
         }
@@ -245,8 +277,7 @@ impl Model {
     }
 
     fn schedule(&mut self, at: Instant, ev: Ev) {
-        self.seq += 1;
-        self.events.push(Reverse((at, self.seq, ev)));
+        self.events.schedule(at, ev);
     }
 
     fn random_loss(&mut self) -> bool {
@@ -291,7 +322,7 @@ impl Model {
     pub fn run_until(&mut self, end: Instant, mut observe: impl FnMut(&Self)) {
         loop {
             let next_send = self.send_what_we_can();
-            let next_ev = self.events.peek().map(|Reverse((t, _, _))| *t);
+            let next_ev = self.events.next_at();
             let next = match (next_send, next_ev) {
                 (Some(a), Some(b)) => a.min(b),
                 (a, b) => a.or(b).unwrap_or(end),
@@ -309,11 +340,7 @@ impl Model {
     fn process_events(&mut self) {
         let now = self.now;
         let mut tally = Tally::default();
-        while let Some(Reverse((t, _, ev))) = self.events.peek().copied() {
-            if t > now {
-                break;
-            }
-            self.events.pop();
+        while let Some(ev) = self.events.pop_due(now) {
             match ev {
                 Ev::Depart => {
                     if let Some(pn) = self.queue.pop_front() {
@@ -375,8 +402,7 @@ pub struct Shared {
     pub now: Instant,
     queue: VecDeque<(usize, u64)>,
     queued_bytes: u64,
-    events: BinaryHeap<Reverse<(Instant, u64, SharedEv)>>,
-    seq: u64,
+    events: Events<SharedEv>,
 }
 
 impl Shared {
@@ -398,8 +424,7 @@ impl Shared {
             now: Instant::ZERO,
             queue: VecDeque::new(),
             queued_bytes: 0,
-            events: BinaryHeap::new(),
-            seq: 0,
+            events: Events::new(),
         }
     }
 
@@ -409,8 +434,7 @@ impl Shared {
     }
 
     fn schedule(&mut self, at: Instant, ev: SharedEv) {
-        self.seq += 1;
-        self.events.push(Reverse((at, self.seq, ev)));
+        self.events.schedule(at, ev);
     }
 
     fn serialisation(&self, bytes: u64) -> Duration {
@@ -446,7 +470,7 @@ impl Shared {
     /// Runs the model until `end`.
     pub fn run_until(&mut self, end: Instant) {
         loop {
-            let mut next = self.events.peek().map(|Reverse((t, _, _))| *t);
+            let mut next = self.events.next_at();
             for i in 0..self.flows.len() {
                 if let Some(at) = self.send_what_we_can(i) {
                     next = Some(next.map_or(at, |n| n.min(at)));
@@ -469,11 +493,7 @@ impl Shared {
         let now = self.now;
         let n = self.flows.len();
         let mut tallies = vec![Tally::default(); n];
-        while let Some(Reverse((t, _, ev))) = self.events.peek().copied() {
-            if t > now {
-                break;
-            }
-            self.events.pop();
+        while let Some(ev) = self.events.pop_due(now) {
             match ev {
                 SharedEv::Depart => {
                     if let Some((i, pn)) = self.queue.pop_front() {
