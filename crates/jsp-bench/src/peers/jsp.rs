@@ -79,9 +79,8 @@ pub const TICKET_LIFETIME: Duration = Duration::from_secs(3600);
 /// reused for every read).
 const STREAM_BUFFER: usize = 64 * 1024;
 
-/// How long a connection's ticket is waited for (covers the handshake
-/// timeout plus a round trip); also how long `connect_resumed` waits for a
-/// ticket still on its way when it has none.
+/// How long `connect_resumed` waits for a ticket still on its way (a closing
+/// connection's) when it has none.
 const TICKET_WAIT: Duration = Duration::from_secs(15);
 
 /// How long `close` postpones closing a connection whose session ticket has
@@ -296,7 +295,7 @@ impl BenchServer for JspPoolServer {
 #[derive(Default)]
 struct Tickets {
     unused: Mutex<VecDeque<SessionTicket>>,
-    /// Connections whose ticket has not arrived yet (and may still).
+    /// Closing connections whose ticket has not arrived yet (and may still).
     pending: AtomicUsize,
     /// Woken when a ticket was stored or a pending one will not come.
     changed: Notify,
@@ -308,18 +307,40 @@ impl Tickets {
         self.unused.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Keeps the ticket `conn` will receive (waiting at most [`TICKET_WAIT`]).
-    fn harvest(self: &Arc<Self>, conn: Connection) {
+    /// Keeps `ticket` (the newest [`MAX_TICKETS`] are kept).
+    fn store(&self, ticket: SessionTicket) {
+        let mut unused = self.lock();
+        if unused.len() >= MAX_TICKETS {
+            unused.pop_front();
+        }
+        unused.push_back(ticket);
+    }
+
+    /// Keeps the ticket of `conn`, which is closing, then closes it: at once if the ticket has
+    /// arrived, otherwise on a task that waits for it (at most [`CLOSE_TICKET_WAIT`]) first.
+    ///
+    /// Tickets are collected when a connection closes, after the measured part of every
+    /// scenario, so that the bookkeeping adds no task and no cross-thread wake-up to a measured
+    /// connect (quinn's client keeps its tickets inside rustls, on the driver's path).
+    fn harvest_and_close(self: &Arc<Self>, conn: &Connection) {
+        if let Some(t) = conn.session_ticket() {
+            self.store(t);
+            conn.close(CloseReason::Normal, None);
+            return;
+        }
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            conn.close(CloseReason::Normal, None);
+            return;
+        };
         self.pending.fetch_add(1, Ordering::AcqRel);
-        let tickets = self.clone();
-        tokio::spawn(async move {
-            if let Ok(Ok(t)) = tokio::time::timeout(TICKET_WAIT, conn.wait_session_ticket()).await {
-                let mut unused = tickets.lock();
-                if unused.len() >= MAX_TICKETS {
-                    unused.pop_front();
-                }
-                unused.push_back(t);
+        let (tickets, conn) = (self.clone(), conn.clone());
+        handle.spawn(async move {
+            if let Ok(Ok(t)) =
+                tokio::time::timeout(CLOSE_TICKET_WAIT, conn.wait_session_ticket()).await
+            {
+                tickets.store(t);
             }
+            conn.close(CloseReason::Normal, None);
             tickets.pending.fetch_sub(1, Ordering::AcqRel);
             tickets.changed.notify_waiters();
         });
@@ -370,8 +391,10 @@ impl BenchClient for JspClient {
             .connect(self.server, self.config.clone())
             .await
             .context("jsp connect")?;
-        self.tickets.harvest(conn.clone());
-        Ok(JspConn { conn })
+        Ok(JspConn {
+            conn,
+            tickets: self.tickets.clone(),
+        })
     }
 
     /// Resumes with the newest unused ticket (waiting for one still on its
@@ -391,8 +414,10 @@ impl BenchClient for JspClient {
             .connect_resuming(self.server, self.config.clone(), Some(&ticket))
             .await
             .context("jsp resumed connect")?;
-        self.tickets.harvest(conn.clone());
-        Ok(Some(JspConn { conn }))
+        Ok(Some(JspConn {
+            conn,
+            tickets: self.tickets.clone(),
+        }))
     }
 }
 
@@ -424,6 +449,8 @@ impl JspClient {
 /// One JetStreamProto connection of [`JspClient`].
 pub struct JspConn {
     conn: Connection,
+    /// Where [`BenchConn::close`] keeps the connection's session ticket.
+    tickets: Arc<Tickets>,
 }
 
 impl JspConn {
@@ -476,22 +503,11 @@ impl BenchConn for JspConn {
     }
 
     /// Closes gracefully with `CloseReason::Normal` (what was written is
-    /// delivered first). If the server's session ticket has not arrived yet,
-    /// the close waits for it (at most 2 s) so that a later
-    /// `connect_resumed` can use it.
+    /// delivered first), keeping the connection's session ticket for a later
+    /// `connect_resumed`. If the ticket has not arrived yet, the close waits
+    /// for it (at most 2 s).
     fn close(&self) {
-        let handle = tokio::runtime::Handle::try_current();
-        match handle {
-            Ok(handle) if self.conn.session_ticket().is_none() => {
-                let conn = self.conn.clone();
-                handle.spawn(async move {
-                    let _ =
-                        tokio::time::timeout(CLOSE_TICKET_WAIT, conn.wait_session_ticket()).await;
-                    conn.close(CloseReason::Normal, None);
-                });
-            }
-            _ => self.conn.close(CloseReason::Normal, None),
-        }
+        self.tickets.harvest_and_close(&self.conn);
     }
 
     fn resumed(&self) -> Option<bool> {
