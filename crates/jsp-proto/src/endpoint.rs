@@ -728,6 +728,9 @@ impl Endpoint {
         // PROTOCOL.md §5.5: nothing unauthenticated creates state. The datagram must contain a
         // packet that opens under the Initial keys before the connection is kept.
         let mut conn = conn;
+        // Alone, the handshake's latency counts most: its ServerHello leaves ahead of the rest of
+        // the flight. Among others, fewer datagrams count more.
+        conn.set_split_first_flight(in_flight == 0);
         conn.handle_datagram(now, remote, data);
         if conn.stats().packets_received == 0 {
             self.stats.dropped_unroutable += 1;

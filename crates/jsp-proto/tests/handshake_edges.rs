@@ -14,6 +14,9 @@
 //!   exchange: the client's Finished shares a datagram with its first 1-RTT packet, no probe goes
 //!   out before the connection has sent 32 datagrams or been up for a second, and a due probe
 //!   goes after the data the application queued.
+//! - A server with no other handshake in progress sends its ServerHello ahead of the rest of its
+//!   flight (the client starts its key exchange meanwhile); among other handshakes, or when it
+//!   resumes a session, the whole flight leaves at once.
 
 #![allow(clippy::expect_used, clippy::unwrap_used)] // test code: a failed expectation is a test failure
 
@@ -29,8 +32,30 @@ use jsp_proto::{ConnectionHandle, Dir, Endpoint, EndpointEvent, Event, Instant};
 const S_ADDR: &str = "127.0.0.1:4433";
 const C_ADDR: &str = "127.0.0.1:50000";
 
-/// Every datagram `endpoint` has to send now.
+/// Every datagram `endpoint` has to send now, including what timers due within the next
+/// microsecond produce (a server's first flight after its ServerHello is due a nanosecond after
+/// the ClientHello was handled).
 fn drain(endpoint: &mut Endpoint, now: Instant) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut buf = Vec::new();
+    let mut at = now;
+    for _ in 0..8 {
+        while let Some(t) = endpoint.poll_transmit(at, &mut buf) {
+            out.push(buf[..t.size].to_vec());
+        }
+        match endpoint.poll_timeout() {
+            Some(t) if t <= now + std::time::Duration::from_micros(1) => {
+                at = at.max(t);
+                endpoint.handle_timeout(at);
+            }
+            _ => return out,
+        }
+    }
+    panic!("timers stay due")
+}
+
+/// What `endpoint` sends at `now` without handling any timer.
+fn transmit_now(endpoint: &mut Endpoint, now: Instant) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
     let mut buf = Vec::new();
     while let Some(t) = endpoint.poll_transmit(now, &mut buf) {
@@ -283,4 +308,38 @@ fn a_lost_finished_is_what_the_clients_probes_retransmit() {
         server.connection(sh).unwrap().is_established(),
         "the retransmitted Finished completed the server's handshake"
     );
+}
+
+#[test]
+fn a_lone_server_handshake_sends_its_server_hello_ahead_of_the_rest() {
+    let (mut server, mut client, client_cfg) = seeded_endpoints(3);
+    let (s_addr, c_addr): (SocketAddr, SocketAddr) =
+        (S_ADDR.parse().unwrap(), C_ADDR.parse().unwrap());
+    let now = Instant::ZERO;
+    let first = client.connect(now, client_cfg.clone(), s_addr).unwrap();
+    let hello = transmit_now(&mut client, now);
+    deliver(&mut server, now, c_addr, hello);
+    // The ServerHello (and an acknowledgement): not enough for the client to complete.
+    let server_hello = transmit_now(&mut server, now);
+    assert!(!server_hello.is_empty());
+    deliver(&mut client, now, s_addr, server_hello);
+    assert!(!client.connection(first).unwrap().is_established());
+    // The rest is due a nanosecond after the ClientHello was handled.
+    let due = server.poll_timeout().expect("the rest of the flight is due");
+    assert!(due > now && due <= now + std::time::Duration::from_micros(1));
+    server.handle_timeout(due);
+    let rest = transmit_now(&mut server, due);
+    assert!(!rest.is_empty());
+    deliver(&mut client, due, s_addr, rest);
+    assert!(client.connection(first).unwrap().is_established());
+
+    // The client's Finished is lost: the first handshake stays in progress at the server. A
+    // second one gets its whole flight at once, and completes the client without any timer.
+    let _lost_finished = transmit_now(&mut client, due);
+    let second = client.connect(due, client_cfg, s_addr).unwrap();
+    let hello = transmit_now(&mut client, due);
+    deliver(&mut server, due, c_addr, hello);
+    let flight = transmit_now(&mut server, due);
+    deliver(&mut client, due, s_addr, flight);
+    assert!(client.connection(second).unwrap().is_established());
 }

@@ -72,6 +72,17 @@ impl UdpIo {
         }
     }
 
+    /// Receives a batch of datagrams if some are waiting; `WouldBlock` if none.
+    pub(crate) fn try_recv(
+        &self,
+        bufs: &mut [IoSliceMut<'_>],
+        meta: &mut [RecvMeta],
+    ) -> io::Result<usize> {
+        self.socket.try_io(Interest::READABLE, || {
+            self.state.recv((&self.socket).into(), bufs, meta)
+        })
+    }
+
     /// Sends one (possibly GSO-batched) transmit if the socket buffer has room now;
     /// `WouldBlock` if not.
     pub(crate) fn try_send(&self, transmit: &Transmit<'_>) -> io::Result<()> {

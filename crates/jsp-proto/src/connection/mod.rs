@@ -296,6 +296,15 @@ pub struct Connection {
     /// When path MTU discovery starts at the latest (set on handshake confirmation; `None`
     /// before it and once the search has started: see [`crate::recovery::mtu::SEARCH_DELAY`]).
     mtu_search_at: Option<Instant>,
+    /// Server: when to produce the rest of the first flight, whose ServerHello is out
+    /// ([`ServerHandshake::answer`]); just after the ClientHello was handled, so that the
+    /// ServerHello leaves in a datagram of its own first and the client starts its key exchange
+    /// while the server completes its own and signs.
+    answer_due: Option<Instant>,
+    /// Server: send the ServerHello ahead of the rest of the first flight (set by the endpoint
+    /// when no other handshake is in progress: under a load of handshakes, one datagram per
+    /// flight costs less).
+    split_first_flight: bool,
     /// Path MTU discovery may send probes (the connection sent enough datagrams, or the delay
     /// passed).
     mtu_search_started: bool,
@@ -423,6 +432,8 @@ impl Connection {
             building_probe: false,
             probe_waiting_since: None,
             mtu_search_at: None,
+            answer_due: None,
+            split_first_flight: false,
             mtu_search_started: false,
             rtt: RttEstimator::new(transport.initial_rtt),
             handshake_deadline: now + transport.handshake_timeout,
@@ -1294,7 +1305,23 @@ impl Connection {
         let result = match &mut self.role {
             HandshakeRole::Client(hs) => hs.handle(space, msg, &mut out),
             HandshakeRole::Server(Some(hs)) => hs.handle(space, msg, &mut out),
-            HandshakeRole::Server(None) => self.accept_client_hello(space, msg, &mut out),
+            HandshakeRole::Server(None) => {
+                let mut accepted = self.accept_client_hello(space, msg, &mut out);
+                let split = self.split_first_flight;
+                if let (Ok(()), HandshakeRole::Server(Some(hs))) = (&accepted, &mut self.role) {
+                    if hs.is_answering() {
+                        if split {
+                            // One nanosecond later: a driver sends what is ready (the
+                            // ServerHello) before it handles timers due after the time it
+                            // handled this datagram at.
+                            self.answer_due = Some(now + Duration::from_nanos(1));
+                        } else {
+                            accepted = hs.answer(&mut out);
+                        }
+                    }
+                }
+                accepted
+            }
             HandshakeRole::Done => {
                 if space == Space::Data {
                     self.on_new_session_ticket(msg, now);
@@ -1303,6 +1330,22 @@ impl Connection {
                 Ok(())
             }
         };
+        self.apply_handshake_result(result, out, now);
+    }
+
+    /// Server: whether to send the ServerHello ahead of the rest of the first flight (see
+    /// `split_first_flight`).
+    pub(crate) fn set_split_first_flight(&mut self, split: bool) {
+        self.split_first_flight = split;
+    }
+
+    /// Applies what a handshake step produced, or fails the connection with its error.
+    fn apply_handshake_result(
+        &mut self,
+        result: Result<(), HandshakeError>,
+        out: Output,
+        now: Instant,
+    ) {
         match result {
             Ok(()) => {
                 if let Err(e) = self.apply_output(out, now) {
@@ -1317,6 +1360,24 @@ impl Connection {
             }
             Err(e) => self.handshake_failed(now, e),
         }
+    }
+
+    /// Server: produces the rest of the first flight once it is due (see `answer_due`).
+    fn answer_if_due(&mut self, now: Instant) {
+        if self.answer_due.is_none_or(|t| t > now) {
+            return;
+        }
+        self.answer_due = None;
+        if self.state != State::Handshake {
+            // Closed while the ServerHello travelled: nothing more to send.
+            return;
+        }
+        let mut out = Output::default();
+        let result = match &mut self.role {
+            HandshakeRole::Server(Some(hs)) => hs.answer(&mut out),
+            _ => Ok(()),
+        };
+        self.apply_handshake_result(result, out, now);
     }
 
     fn accept_client_hello(
@@ -1466,6 +1527,7 @@ impl Connection {
             consider(self.fec.encoder.flush_deadline());
         }
         consider(self.path.challenge.map(|(_, d)| d));
+        consider(self.answer_due);
         if self.state == State::Established {
             // Cleared once the search starts, so it never stays in the past.
             consider(self.mtu_search_at);
@@ -1476,6 +1538,7 @@ impl Connection {
     /// Handles expired timers.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.now_hint = self.now_hint.max(now);
+        self.answer_if_due(now);
         self.streams.expire(now);
         self.on_path_timeout(now);
         match self.state {

@@ -11,13 +11,14 @@ use std::sync::Arc;
 
 use aws_lc_rs::aead::{self, quic};
 use aws_lc_rs::{agreement, digest, hkdf, hmac, kem, rand, signature};
+use zeroize::Zeroizing;
 
 use super::provider::{
     Aead, CipherSuite, ClientKeyExchange, CryptoError, CryptoProvider, HashContext,
-    HeaderProtection, Secret, SharedSecret, SigningKey, CLIENT_SHARE_LEN, ED25519_PUBLIC_KEY_LEN,
-    ED25519_SEED_LEN, ED25519_SIGNATURE_LEN, HASH_LEN, HP_MASK_LEN, HP_SAMPLE_LEN,
-    MLKEM768_CIPHERTEXT_LEN, MLKEM768_ENCAPSULATION_KEY_LEN, MLKEM768_SHARED_SECRET_LEN, NONCE_LEN,
-    SERVER_SHARE_LEN, TAG_LEN, X25519_LEN,
+    HeaderProtection, Secret, ServerKeyExchange, SharedSecret, SigningKey, CLIENT_SHARE_LEN,
+    ED25519_PUBLIC_KEY_LEN, ED25519_SEED_LEN, ED25519_SIGNATURE_LEN, HASH_LEN, HP_MASK_LEN,
+    HP_SAMPLE_LEN, MLKEM768_CIPHERTEXT_LEN, MLKEM768_ENCAPSULATION_KEY_LEN,
+    MLKEM768_SHARED_SECRET_LEN, NONCE_LEN, SERVER_SHARE_LEN, TAG_LEN, X25519_LEN,
 };
 
 /// The default [`CryptoProvider`]: aws-lc-rs for every primitive, the operating system's RNG
@@ -136,6 +137,21 @@ impl ClientKeyExchange for AwsLcClientKeyExchange {
             .map_err(|_| CryptoError::Internal("ML-KEM shared secret length"))?;
         let ss_x25519 = x25519_agree(&self.x25519, peer_x25519)?;
         Ok(SharedSecret::from_parts(ss_mlkem, &ss_x25519))
+    }
+}
+
+/// The server's pending X25519-MLKEM768 exchange with aws-lc-rs keys: the ML-KEM shared secret
+/// (zeroized on drop) and the X25519 private key (erased by aws-lc when dropped).
+struct AwsLcServerKeyExchange {
+    ss_mlkem: Zeroizing<[u8; MLKEM768_SHARED_SECRET_LEN]>,
+    x25519: agreement::PrivateKey,
+    peer_x25519: [u8; X25519_LEN],
+}
+
+impl ServerKeyExchange for AwsLcServerKeyExchange {
+    fn complete(self: Box<Self>) -> Result<SharedSecret, CryptoError> {
+        let ss_x25519 = x25519_agree(&self.x25519, &self.peer_x25519)?;
+        Ok(SharedSecret::from_parts(&self.ss_mlkem, &ss_x25519))
     }
 }
 
@@ -315,11 +331,13 @@ impl CryptoProvider for AwsLcProvider {
         Ok((share, Box::new(AwsLcClientKeyExchange { mlkem, x25519 })))
     }
 
-    fn server_key_exchange(
+    fn server_key_share(
         &self,
         client_share: &[u8],
-    ) -> Result<(Vec<u8>, SharedSecret), CryptoError> {
+    ) -> Result<(Vec<u8>, Box<dyn ServerKeyExchange>), CryptoError> {
         let (ek_bytes, peer_x25519) = split_client_share(client_share)?;
+        let peer_x25519 = <[u8; X25519_LEN]>::try_from(peer_x25519)
+            .map_err(|_| CryptoError::MalformedKeyShare("X25519 public key must be 32 bytes"))?;
         // aws-lc runs the FIPS 203 §7.2 encapsulation-key check (modulus check) on import or
         // encapsulation; either failing means the client sent an invalid key.
         let ek = kem::EncapsulationKey::new(&kem::ML_KEM_768, ek_bytes)
@@ -327,13 +345,12 @@ impl CryptoProvider for AwsLcProvider {
         let (ciphertext, ss_mlkem) = ek
             .encapsulate()
             .map_err(|_| CryptoError::MalformedKeyShare("invalid ML-KEM-768 encapsulation key"))?;
-        let ss_mlkem = <&[u8; MLKEM768_SHARED_SECRET_LEN]>::try_from(ss_mlkem.as_ref())
+        let ss_mlkem = <[u8; MLKEM768_SHARED_SECRET_LEN]>::try_from(ss_mlkem.as_ref())
             .map_err(|_| CryptoError::Internal("ML-KEM shared secret length"))?;
 
         let x25519 = agreement::PrivateKey::generate(&agreement::X25519)
             .map_err(|_| CryptoError::Internal("X25519 key generation"))?;
         let x_public = x25519_public(&x25519)?;
-        let ss_x25519 = x25519_agree(&x25519, peer_x25519)?;
 
         let mut share = Vec::with_capacity(SERVER_SHARE_LEN);
         share.extend_from_slice(ciphertext.as_ref());
@@ -341,7 +358,12 @@ impl CryptoProvider for AwsLcProvider {
         if share.len() != SERVER_SHARE_LEN {
             return Err(CryptoError::Internal("server share length"));
         }
-        Ok((share, SharedSecret::from_parts(ss_mlkem, &ss_x25519)))
+        let exchange = AwsLcServerKeyExchange {
+            ss_mlkem: Zeroizing::new(ss_mlkem),
+            x25519,
+            peer_x25519,
+        };
+        Ok((share, Box::new(exchange)))
     }
 
     fn signing_key(

@@ -34,9 +34,10 @@ use super::aws_lc::{
     split_client_share, split_server_share, x25519_agree, x25519_public, AwsLcProvider,
 };
 use super::provider::{
-    Aead, CipherSuite, ClientKeyExchange, CryptoError, CryptoProvider, HashContext,
-    HeaderProtection, Secret, SharedSecret, SigningKey, CLIENT_SHARE_LEN, ED25519_PUBLIC_KEY_LEN,
-    ED25519_SEED_LEN, HASH_LEN, MLKEM768_SHARED_SECRET_LEN, SERVER_SHARE_LEN,
+    Aead, CipherSuite, ClientKeyExchange, CompletedServerKeyExchange, CryptoError, CryptoProvider,
+    HashContext, HeaderProtection, Secret, ServerKeyExchange, SharedSecret, SigningKey,
+    CLIENT_SHARE_LEN, ED25519_PUBLIC_KEY_LEN, ED25519_SEED_LEN, HASH_LEN,
+    MLKEM768_SHARED_SECRET_LEN, SERVER_SHARE_LEN,
 };
 
 type MlKemDecapsulationKey = <MlKem768 as KemCore>::DecapsulationKey;
@@ -170,10 +171,11 @@ impl CryptoProvider for DeterministicProvider {
         ))
     }
 
-    fn server_key_exchange(
+    /// Computes the whole exchange at once (the draws stay in the order the vectors record).
+    fn server_key_share(
         &self,
         client_share: &[u8],
-    ) -> Result<(Vec<u8>, SharedSecret), CryptoError> {
+    ) -> Result<(Vec<u8>, Box<dyn ServerKeyExchange>), CryptoError> {
         let (ek_bytes, peer_x25519) = split_client_share(client_share)?;
         let encoded = ml_kem::Encoded::<MlKemEncapsulationKey>::try_from(ek_bytes)
             .map_err(|_| CryptoError::MalformedKeyShare("ML-KEM encapsulation key length"))?;
@@ -201,7 +203,8 @@ impl CryptoProvider for DeterministicProvider {
         if share.len() != SERVER_SHARE_LEN {
             return Err(CryptoError::Internal("server share length"));
         }
-        Ok((share, SharedSecret::from_parts(&ss_mlkem, &ss_x25519)))
+        let secret = SharedSecret::from_parts(&ss_mlkem, &ss_x25519);
+        Ok((share, Box::new(CompletedServerKeyExchange(secret))))
     }
 
     fn signing_key(

@@ -23,6 +23,6 @@ pub use aws_lc::{default_provider, AwsLcProvider};
 pub use key_schedule::{HandshakeKeySchedule, KeySchedule, MasterKeySchedule};
 pub use packet_key::{initial_keys, DirectionalKeys, HeaderKey, PacketKeyMaterial, PacketKeys};
 pub use provider::{
-    Aead, CipherSuite, ClientKeyExchange, CryptoError, CryptoProvider, HashContext,
-    HeaderProtection, Secret, SharedSecret, SigningKey,
+    Aead, CipherSuite, ClientKeyExchange, CompletedServerKeyExchange, CryptoError, CryptoProvider,
+    HashContext, HeaderProtection, Secret, ServerKeyExchange, SharedSecret, SigningKey,
 };

@@ -253,6 +253,25 @@ pub trait ClientKeyExchange: Send {
     fn complete(self: Box<Self>, server_share: &[u8]) -> Result<SharedSecret, CryptoError>;
 }
 
+/// The server's half of an X25519-MLKEM768 exchange whose share is already computed: holds the
+/// ML-KEM shared secret and the X25519 private key, erased when consumed or dropped
+/// (PROTOCOL.md §7.4). Completing it is the X25519 agreement, the larger part of the server's
+/// key-exchange cost, which the server can thus run after its ServerHello has left.
+pub trait ServerKeyExchange: Send {
+    /// Completes the exchange and returns `ss_mlkem || ss_x25519`; fails with
+    /// [`CryptoError::ZeroSharedSecret`] for an all-zero X25519 result.
+    fn complete(self: Box<Self>) -> Result<SharedSecret, CryptoError>;
+}
+
+/// A server exchange completed when its share was computed (providers that do not split it).
+pub struct CompletedServerKeyExchange(pub SharedSecret);
+
+impl ServerKeyExchange for CompletedServerKeyExchange {
+    fn complete(self: Box<Self>) -> Result<SharedSecret, CryptoError> {
+        Ok(self.0)
+    }
+}
+
 /// An Ed25519 signing key (PROTOCOL.md §11.1).
 pub trait SigningKey: Send + Sync {
     /// The 32-byte Ed25519 public key.
@@ -308,7 +327,19 @@ pub trait CryptoProvider: Send + Sync + fmt::Debug {
     fn server_key_exchange(
         &self,
         client_share: &[u8],
-    ) -> Result<(Vec<u8>, SharedSecret), CryptoError>;
+    ) -> Result<(Vec<u8>, SharedSecret), CryptoError> {
+        let (share, exchange) = self.server_key_share(client_share)?;
+        Ok((share, exchange.complete()?))
+    }
+
+    /// [`CryptoProvider::server_key_exchange`] in two steps: the server share (encapsulation and
+    /// X25519 key generation: what the ServerHello needs) now, the shared secret when the
+    /// returned state is completed. The same checks apply; an all-zero X25519 result may be
+    /// reported by either step.
+    fn server_key_share(
+        &self,
+        client_share: &[u8],
+    ) -> Result<(Vec<u8>, Box<dyn ServerKeyExchange>), CryptoError>;
 
     /// An Ed25519 signing key from its 32-byte seed (RFC 8032 private key).
     fn signing_key(

@@ -10,17 +10,28 @@ use super::{crypto_err, Completion, KeyChange, Negotiated, Output, Space};
 use crate::config::{ClientAuth, ServerConfig};
 use crate::crypto::key_schedule::{self, KeySchedule, MasterKeySchedule};
 use crate::crypto::provider::{CLIENT_SHARE_LEN, GROUP_X25519_MLKEM768};
-use crate::crypto::{CipherSuite, CryptoProvider, HashContext, Secret};
+use crate::crypto::{CipherSuite, CryptoProvider, HashContext, Secret, ServerKeyExchange};
 use crate::error::HandshakeError;
 use crate::time::UnixTime;
 use crate::wire::messages::{self as msg, Message};
 
 enum State {
+    /// The ServerHello is out; the rest of the first flight is not produced yet.
+    Answering(Box<PendingAnswer>),
     WaitClientCertificate,
     WaitClientCertificateVerify(TrustedKey),
     WaitFinished(PeerVerified),
     Done,
     Failed,
+}
+
+/// What the server needs to finish its first flight once the ServerHello has left.
+struct PendingAnswer {
+    exchange: Box<dyn ServerKeyExchange>,
+    schedule: KeySchedule,
+    server_params: Vec<u8>,
+    /// The session being resumed, if any.
+    resumed: Option<TicketState>,
 }
 
 /// The server handshake state machine, created from a ClientHello.
@@ -29,7 +40,8 @@ pub struct ServerHandshake {
     config: Arc<ServerConfig>,
     state: State,
     transcript: Box<dyn HashContext>,
-    client_hs: Secret,
+    /// Set by [`ServerHandshake::answer`].
+    client_hs: Option<Secret>,
     master: Option<MasterKeySchedule>,
     resumed: bool,
     early_accepted: bool,
@@ -55,8 +67,10 @@ pub struct Accepted {
 
 impl ServerHandshake {
     /// Handles a ClientHello: selects parameters, resumes from a ticket when it can, and produces
-    /// the server's first flight (ServerHello in Initial; EncryptedExtensions .. Finished in
-    /// Handshake). `server_params` are this side's encoded transport parameters.
+    /// the start of the server's first flight, the ServerHello (in Initial);
+    /// [`ServerHandshake::answer`] produces the rest (EncryptedExtensions .. Finished in
+    /// Handshake), except when a session is resumed: then the whole flight comes at once.
+    /// `server_params` are this side's encoded transport parameters.
     #[allow(clippy::too_many_arguments)]
     pub fn accept(
         provider: Arc<dyn CryptoProvider>,
@@ -109,8 +123,8 @@ impl ServerHandshake {
                 .ok_or(HandshakeError::NoCommonParameters)?,
         };
         let client_params = ch.transport_parameters.to_vec();
-        let (server_share, shared) = provider
-            .server_key_exchange(ch.key_share.share)
+        let (server_share, exchange) = provider
+            .server_key_share(ch.key_share.share)
             .map_err(|_| HandshakeError::IllegalParameter("key share"))?;
         let mut transcript = provider.hash();
         transcript.update(raw_client_hello);
@@ -145,6 +159,80 @@ impl ServerHandshake {
         transcript.update(&sh);
         out.send(Space::Initial, sh);
 
+        let resumed_flag = resumed.is_some();
+        let pending = PendingAnswer {
+            exchange,
+            schedule,
+            server_params,
+            resumed,
+        };
+        let mut handshake = ServerHandshake {
+            provider,
+            config,
+            state: State::Answering(Box::new(pending)),
+            transcript,
+            client_hs: None,
+            master: None,
+            resumed: resumed_flag,
+            early_accepted,
+            negotiated: Negotiated {
+                version: attempted_version,
+                suite,
+                group: GROUP_X25519_MLKEM768,
+            },
+            unix_now,
+        };
+        if resumed_flag {
+            // No signature to overlap, and the answer to 0-RTT data waits for the 1-RTT keys:
+            // the whole flight at once.
+            handshake.answer(out)?;
+        }
+        Ok(Accepted {
+            handshake,
+            client_params,
+        })
+    }
+
+    /// Whether the rest of the first flight is still to be produced by
+    /// [`ServerHandshake::answer`].
+    pub fn is_answering(&self) -> bool {
+        matches!(self.state, State::Answering(_))
+    }
+
+    /// Produces the rest of the server's first flight (EncryptedExtensions .. Finished in
+    /// Handshake, with the Handshake and 1-RTT keys), after [`ServerHandshake::accept`] produced
+    /// the ServerHello: the X25519 agreement, the key schedule and the CertificateVerify
+    /// signature, which the ServerHello does not need and which can run while it travels. Does
+    /// nothing once done.
+    pub fn answer(&mut self, out: &mut Output) -> Result<(), HandshakeError> {
+        let r = self.finish_answer(out);
+        if r.is_err() {
+            self.state = State::Failed;
+        }
+        r
+    }
+
+    fn finish_answer(&mut self, out: &mut Output) -> Result<(), HandshakeError> {
+        let encode_err = |_| HandshakeError::Crypto("message does not encode".into());
+        let state = std::mem::replace(&mut self.state, State::Failed);
+        let State::Answering(pending) = state else {
+            self.state = state;
+            return Ok(());
+        };
+        let PendingAnswer {
+            exchange,
+            schedule,
+            server_params,
+            resumed,
+        } = *pending;
+        let p = self.provider.clone();
+        let provider_ref = p.as_ref();
+        let config = self.config.clone();
+        let transcript = self.transcript.as_mut();
+        let shared = exchange
+            .complete()
+            .map_err(|_| HandshakeError::IllegalParameter("key share"))?;
+
         let hash = transcript.current();
         let hs = schedule
             .into_handshake(provider_ref, &shared)
@@ -163,7 +251,7 @@ impl ServerHandshake {
         let mut ee = Vec::with_capacity(128);
         msg::EncryptedExtensions {
             transport_parameters: &server_params,
-            early_data: early_accepted,
+            early_data: self.early_accepted,
         }
         .encode(&mut ee)
         .map_err(encode_err)?;
@@ -179,7 +267,7 @@ impl ServerHandshake {
             out.send(Space::Handshake, cr);
         }
         if resumed.is_none() {
-            super::send_certificate(&config.identity, true, transcript.as_mut(), out)?;
+            super::send_certificate(&config.identity, true, transcript, out)?;
         }
 
         let verify_data =
@@ -200,7 +288,7 @@ impl ServerHandshake {
             .map_err(crypto_err)?;
         out.keys.push(KeyChange::Application { send, recv });
 
-        let state = match &resumed {
+        self.state = match &resumed {
             Some(t) => State::WaitFinished(PeerVerified::from_psk(t.client.map(|fp| {
                 super::PeerIdentity {
                     fingerprint: fp,
@@ -210,25 +298,9 @@ impl ServerHandshake {
             None if wants_client_auth => State::WaitClientCertificate,
             None => State::WaitFinished(PeerVerified::anonymous()),
         };
-        Ok(Accepted {
-            handshake: ServerHandshake {
-                provider,
-                config,
-                state,
-                transcript,
-                client_hs,
-                master: Some(master),
-                resumed: resumed.is_some(),
-                early_accepted,
-                negotiated: Negotiated {
-                    version: attempted_version,
-                    suite,
-                    group: GROUP_X25519_MLKEM768,
-                },
-                unix_now,
-            },
-            client_params,
-        })
+        self.client_hs = Some(client_hs);
+        self.master = Some(master);
+        Ok(())
     }
 
     /// What was negotiated.
@@ -309,9 +381,15 @@ impl ServerHandshake {
                 State::WaitFinished(PeerVerified::from_signature(provider, &key))
             }
             (State::WaitFinished(verified), Message::Finished(fin)) => {
+                let client_hs =
+                    self.client_hs
+                        .as_ref()
+                        .ok_or(HandshakeError::UnexpectedMessage(
+                            "Finished before the answer",
+                        ))?;
                 key_schedule::verify_finished(
                     provider,
-                    &self.client_hs,
+                    client_hs,
                     &self.transcript.current(),
                     &fin.verify_data,
                 )

@@ -15,8 +15,9 @@ use core::time::Duration;
 
 use jsp_proto::crypto::deterministic::DeterministicProvider;
 use jsp_proto::crypto::provider::{
-    Aead, ClientKeyExchange, HashContext, HeaderProtection, SharedSecret, SigningKey,
-    ED25519_PUBLIC_KEY_LEN, ED25519_SEED_LEN, HASH_LEN, HP_SAMPLE_LEN,
+    Aead, ClientKeyExchange, CompletedServerKeyExchange, HashContext, HeaderProtection,
+    ServerKeyExchange, SharedSecret, SigningKey, ED25519_PUBLIC_KEY_LEN, ED25519_SEED_LEN,
+    HASH_LEN, HP_SAMPLE_LEN,
 };
 use jsp_proto::crypto::{CipherSuite, CryptoError, CryptoProvider, HeaderKey, PacketKeys, Secret};
 use jsp_proto::identity::{Fingerprint, Identity};
@@ -368,10 +369,12 @@ impl CryptoProvider for RecordingProvider {
         Ok((share, Box::new(kx)))
     }
 
-    fn server_key_exchange(
+    /// Runs the whole exchange at once (the deterministic provider does too), recording it as
+    /// the `server_key_exchange` draw.
+    fn server_key_share(
         &self,
         client_share: &[u8],
-    ) -> Result<(Vec<u8>, SharedSecret), CryptoError> {
+    ) -> Result<(Vec<u8>, Box<dyn ServerKeyExchange>), CryptoError> {
         let (keystream_offset, m) = self.shadow::<32>();
         let (_, x25519_private) = self.shadow::<32>();
         let (share, ss) = self.inner.server_key_exchange(client_share)?;
@@ -382,7 +385,7 @@ impl CryptoProvider for RecordingProvider {
             share: share.clone(),
             shared_secret: *ss.as_bytes(),
         });
-        Ok((share, ss))
+        Ok((share, Box::new(CompletedServerKeyExchange(ss))))
     }
 
     fn signing_key(
