@@ -325,7 +325,9 @@ fn a_lone_server_handshake_sends_its_server_hello_ahead_of_the_rest() {
     deliver(&mut client, now, s_addr, server_hello);
     assert!(!client.connection(first).unwrap().is_established());
     // The rest is due a nanosecond after the ClientHello was handled.
-    let due = server.poll_timeout().expect("the rest of the flight is due");
+    let due = server
+        .poll_timeout()
+        .expect("the rest of the flight is due");
     assert!(due > now && due <= now + std::time::Duration::from_micros(1));
     server.handle_timeout(due);
     let rest = transmit_now(&mut server, due);
