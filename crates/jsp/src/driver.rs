@@ -33,6 +33,36 @@ const LONG_HANDLING: std::time::Duration = std::time::Duration::from_micros(25);
 /// the runtime's timer instead.
 const MAX_DUE_ROUNDS: u32 = 8;
 
+/// Hands each datagram of a receive batch (`meta`, with GRO segments split at their stride) to
+/// the engine, or queues it for the worker that owns its connection.
+fn handle_batch(
+    st: &mut crate::state::State,
+    now: jsp_proto::Instant,
+    meta: &[RecvMeta],
+    iovs: &mut [IoSliceMut<'_>],
+    forwards: &mut Vec<(Weak<Shared>, SocketAddr, Vec<u8>)>,
+) {
+    for (m, iov) in meta.iter().zip(iovs.iter_mut()) {
+        let slot = &mut iov[..m.len.min(RECV_SLOT)];
+        if slot.is_empty() {
+            // An empty datagram (anyone can send one) carries nothing; `chunks_mut(0)` would
+            // panic and stop the driver.
+            continue;
+        }
+        let stride = if m.stride == 0 { slot.len() } else { m.stride };
+        for datagram in slot.chunks_mut(stride) {
+            trace!(from = %m.addr, len = datagram.len(), "datagram received");
+            if let Some(w) = steer(st, datagram) {
+                // Another worker's connection (its client moved): hand it over once our lock
+                // is released.
+                forwards.push((w, m.addr, datagram.to_vec()));
+                continue;
+            }
+            st.proto.handle_datagram(now, m.addr, datagram);
+        }
+    }
+}
+
 /// Runs until the endpoint is dropped and has no connections, or the socket fails.
 pub(crate) async fn run(shared: Arc<Shared>, io: Arc<UdpIo>) {
     drive(&shared, &io).await;
@@ -103,22 +133,7 @@ async fn drive(shared: &Arc<Shared>, io: &UdpIo) {
                 let mut st = shared.lock();
                 let now = shared.clock.now();
                 match received {
-                    Some(Ok(n)) => {
-                        for (i, m) in meta.iter().take(n).enumerate() {
-                            let slot = &mut iovs[i][..m.len.min(RECV_SLOT)];
-                            let stride = if m.stride == 0 { slot.len() } else { m.stride };
-                            for datagram in slot.chunks_mut(stride) {
-                                trace!(from = %m.addr, len = datagram.len(), "datagram received");
-                                if let Some(w) = steer(&st, datagram) {
-                                    // Another worker's connection (its client moved): hand it
-                                    // over once our lock is released.
-                                    forwards.push((w, m.addr, datagram.to_vec()));
-                                    continue;
-                                }
-                                st.proto.handle_datagram(now, m.addr, datagram);
-                            }
-                        }
-                    }
+                    Some(Ok(n)) => handle_batch(&mut st, now, &meta[..n], &mut iovs, &mut forwards),
                     Some(Err(e)) => {
                         // ICMP errors surface as receive errors on some platforms: not fatal.
                         trace!(error = %e, "receive error");

@@ -345,3 +345,29 @@ fn poll_without_runtime<F: std::future::Future>(f: F) -> F::Output {
     }
     panic!("the write neither completed nor failed")
 }
+
+/// An empty UDP datagram (anyone can send one) is dropped: the server's driver keeps running
+/// and a client connects and echoes afterwards.
+#[tokio::test]
+async fn an_empty_datagram_does_not_stop_the_server() {
+    let (server_cfg, client_cfg) = configs();
+    let server = echo_server(server_cfg);
+    let addr = server.local_addr();
+    let prober = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    for _ in 0..3 {
+        prober.send_to(&[], addr).unwrap();
+    }
+    let client = Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+    let conn = tokio::time::timeout(Duration::from_secs(10), client.connect(addr, client_cfg))
+        .await
+        .expect("the handshake completes")
+        .unwrap();
+    let (mut send, mut recv) = conn.open_bi().await.unwrap();
+    send.write_all(b"still here").await.unwrap();
+    send.finish().unwrap();
+    let echoed = tokio::time::timeout(Duration::from_secs(10), recv.read_all(1 << 10))
+        .await
+        .expect("the echo arrives")
+        .unwrap();
+    assert_eq!(echoed, b"still here");
+}
