@@ -37,12 +37,9 @@ const C_ADDR: &str = "127.0.0.1:50000";
 /// the ClientHello was handled).
 fn drain(endpoint: &mut Endpoint, now: Instant) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
-    let mut buf = Vec::new();
     let mut at = now;
     for _ in 0..8 {
-        while let Some(t) = endpoint.poll_transmit(at, &mut buf) {
-            out.push(buf[..t.size].to_vec());
-        }
+        out.extend(transmit_now(endpoint, at));
         match endpoint.poll_timeout() {
             Some(t) if t <= now + std::time::Duration::from_micros(1) => {
                 at = at.max(t);
